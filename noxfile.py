@@ -1,0 +1,71 @@
+"""The single entry point for developing anda: ``nox -s <session>``.
+
+Every tool a session installs is pinned in ``requirements/``. Rust artifacts
+are shared through cargo's target directory (``CARGO_TARGET_DIR`` if set,
+else ``target/``), so only the first build is slow.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "test"]
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+# The profile ``maturin develop`` builds with; ``cargo test`` reuses its dependencies.
+DEV_PROFILE = "dev"
+
+
+def _install_extension(session: nox.Session) -> None:
+    """Builds the extension into the session's virtualenv (an editable install)."""
+    session.run("maturin", "develop", "--profile", DEV_PROFILE)
+
+
+@nox.session(python=PYTHON)
+def develop(session: nox.Session) -> None:
+    """Build anda into this session's virtualenv (maturin develop)."""
+    session.install("-r", "requirements/test.txt")
+    _install_extension(session)
+    session.log(f"activate with: source {session.virtualenv.location}/bin/activate")
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """Build anda and run the quick-start example on the embedded default store."""
+    session.install("-r", "requirements/test.txt")
+    _install_extension(session)
+    session.run("python", "examples/quickstart.py")
+
+
+@nox.session(python=PYTHON)
+def test(session: nox.Session) -> None:
+    """Build anda, then run the Python tests, the doctests and the Rust tests."""
+    session.install("-r", "requirements/test.txt")
+    _install_extension(session)
+    session.run("pytest", "python_tests", *session.posargs)
+    session.run("pytest", "--doctest-modules", "--pyargs", "anda", "-p", "no:cacheprovider")
+    session.run("cargo", "test", "--workspace", "--locked", external=True)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff (lint and format), cargo fmt --check, clippy with warnings denied."""
+    session.install("-r", "requirements/lint.txt")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("cargo", "fmt", "--all", "--check", external=True)
+    session.run(
+        "cargo", "clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings",
+        external=True,
+    )
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package, and mypy.stubtest of the native module's stubs."""
+    session.install("-r", "requirements/typecheck.txt")
+    _install_extension(session)
+    session.run("mypy", "python/anda")
+    session.run("python", "-m", "mypy.stubtest", "anda._anda", "--concise")

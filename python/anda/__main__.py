@@ -1,0 +1,100 @@
+"""The command line: ``python -m anda 'DESCRIBE PRIMER'``.
+
+The command comes from the argument, from ``--file PATH``, or from standard
+input (no argument, or ``-``). The response is printed as JSON on standard
+output; when the engine rejects the command, the error goes to standard error
+and the exit status is 1 (2 for a usage error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anda
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m anda",
+        description="Run one KIP command against an embedded Anda Cognitive Nexus.",
+        epilog="Example: python -m anda --db ./memory 'DESCRIBE PRIMER'",
+    )
+    parser.add_argument(
+        "command", nargs="?", default="-", help="the KIP command; '-' or omitted reads stdin"
+    )
+    parser.add_argument("-f", "--file", help="read the command from this file")
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("ANDA_DB") or None,
+        help="store directory (default: $ANDA_DB, else an in-memory store)",
+    )
+    parser.add_argument("--name", default=None, help="database name inside the store")
+    parser.add_argument("--params", default=None, help="parameters as a JSON object")
+    parser.add_argument("--dry-run", action="store_true", help="validate and plan only")
+    parser.add_argument("--readonly", action="store_true", help="refuse state-changing commands")
+    parser.add_argument("--compact", action="store_true", help="print JSON on one line")
+    parser.add_argument("--version", action="version", version=_version())
+    return parser
+
+
+def _version() -> str:
+    return f"anda {anda.__version__} (anda_engine {anda.ENGINE_VERSION}, KIP {anda.KIP_VERSION})"
+
+
+def _read_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    if args.file is not None:
+        if args.command != "-":
+            parser.error("give the command either as an argument or with --file, not both")
+        try:
+            with open(args.file, encoding="utf-8") as handle:
+                return handle.read()
+        except (OSError, UnicodeDecodeError) as err:
+            parser.error(f"cannot read {args.file}: {err}")
+    if args.command == "-":
+        return sys.stdin.read()
+    return str(args.command)
+
+
+def _parameters(text: str | None, parser: argparse.ArgumentParser) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        parser.error(f"--params is not valid JSON: {err}")
+    if not isinstance(value, dict):
+        parser.error("--params must be a JSON object")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    command = _read_command(args, parser)
+    parameters = _parameters(args.params, parser)
+    indent = None if args.compact else 2
+    options: dict[str, Any] = {"readonly": args.readonly}
+    if args.name is not None:
+        options["name"] = args.name
+    try:
+        with anda.Nexus(args.db, **options) as nexus:
+            response = nexus.execute_kip(command, parameters, dry_run=args.dry_run)
+    except anda.KipError as err:
+        print(f"error: {err}", file=sys.stderr)
+        if err.response is not None:
+            print(json.dumps(err.response, indent=indent, ensure_ascii=False), file=sys.stderr)
+        return 1
+    except (anda.AndaError, TypeError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(response, indent=indent, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Stubs of the native module ``anda._anda`` (checked by ``mypy.stubtest``)."""
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, final
+
+__version__: str
+ANDA_ENGINE_VERSION: str
+ANDA_KIP_VERSION: str
+ANDA_COGNITIVE_NEXUS_VERSION: str
+ANDA_DB_VERSION: str
+KIP_VERSION: str
+DEFAULT_DB_NAME: str
+MAX_JSON_DEPTH: int
+MAX_SAFE_INTEGER: int
+
+def _panic_in_engine(message: str) -> None: ...
+
+_Batch = list[tuple[str, Mapping[str, Any] | None]]
+
+@final
+class NativeTask:
+    def cancel(self) -> None: ...
+
+@final
+class NativeNexus:
+    def __new__(cls, path: str | os.PathLike[str] | None, name: str, readonly: bool) -> NativeNexus: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def readonly(self) -> bool: ...
+    @property
+    def path(self) -> str | None: ...
+    def execute(
+        self,
+        command: str | _Batch,
+        parameters: Mapping[str, Any] | None,
+        dry_run: bool,
+        execution: str | None,
+    ) -> dict[str, Any]: ...
+    def execute_async(
+        self,
+        command: str | _Batch,
+        parameters: Mapping[str, Any] | None,
+        dry_run: bool,
+        execution: str | None,
+        callback: Callable[[dict[str, Any] | None, BaseException | None], None],
+    ) -> NativeTask: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...

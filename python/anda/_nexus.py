@@ -1,0 +1,327 @@
+"""The Pythonic surface over the native store: argument checks, the context
+manager, async calls and the process-wide default store."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Union
+
+from anda import _anda
+from anda.errors import AndaError, error_from_response
+
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["Command", "Execution", "Nexus", "default_nexus", "execute_kip"]
+
+#: One command, or a batch: each item a command or a ``(command, parameters)`` pair.
+Command = Union[str, Sequence[Union[str, "tuple[str, Mapping[str, Any] | None]"]]]
+#: How the operations of a batch relate to one another.
+Execution = Literal["sequence", "independent", "atomic"]
+
+_EXECUTIONS = ("sequence", "independent", "atomic")
+
+# Stores still open, closed (and so flushed) at interpreter exit.
+_open_stores: weakref.WeakSet[Nexus] = weakref.WeakSet()
+
+
+class Nexus:
+    """An embedded Cognitive Nexus: AndaDB + Cognitive Nexus + anda_engine memory.
+
+    Args:
+        path: ``None`` for an in-memory store, or a directory (``str`` or
+            ``os.PathLike``) for a persistent one, created if missing.
+        name: the database name inside the store. The default is the one
+            ``anda_engine`` uses, so an Anda agent opening the same directory
+            sees the same memory.
+        readonly: refuse every state-changing command with a
+            :class:`anda.KipProtocolError` (code ``ReadonlyViolation``).
+
+    A directory can be open in one Nexus at a time; a second one, in this
+    process or another, raises :class:`anda.StoreLockedError`. A Nexus is safe
+    to share between threads; the GIL is released while the engine works.
+
+    >>> import anda
+    >>> with anda.Nexus() as nexus:
+    ...     response = nexus.execute_kip(
+    ...         'UPSERT CONCEPT ?p { MATCH { type: "Person", key: "ada" } '
+    ...         'SET FIELDS { name: "Ada" } }'
+    ...     )
+    ...     rows = nexus.execute_kip(
+    ...         'FIND(?p.name) WHERE { ?p {type: "Person", key: "ada"} }'
+    ...     )["results"][0]["result"]
+    >>> response["status"], rows
+    ('succeeded', ['Ada'])
+    """
+
+    __slots__ = ("__weakref__", "_native")
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        name: str = _anda.DEFAULT_DB_NAME,
+        readonly: bool = False,
+    ) -> None:
+        if path is not None:
+            path = os.fspath(path)
+            if not isinstance(path, str):
+                raise TypeError(f"path must be str or os.PathLike[str], not bytes: {path!r}")
+            if not path:
+                raise ValueError("path must not be empty; pass None for an in-memory store")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be str, not {type(name).__name__}")
+        _check_bool("readonly", readonly)
+        self._native = _anda.NativeNexus(path, name, readonly)
+        _open_stores.add(self)
+
+    @property
+    def path(self) -> str | None:
+        """The store directory, or ``None`` for an in-memory store."""
+        path = self._native.path
+        return None if path is None else os.fspath(path)
+
+    @property
+    def readonly(self) -> bool:
+        """Whether state-changing commands are refused."""
+        return self._native.readonly
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._native.closed
+
+    def execute_kip(
+        self,
+        command: Command,
+        parameters: Mapping[str, Any] | None = None,
+        dry_run: bool = False,
+        *,
+        execution: Execution | None = None,
+    ) -> dict[str, Any]:
+        """Runs a KIP command (KQL, KML or META) and returns the response envelope.
+
+        Args:
+            command: one command, or a batch: a sequence whose items are
+                commands or ``(command, parameters)`` pairs.
+            parameters: values for the ``:name`` placeholders, bound as data
+                (never spliced into the text). For a batch they are shared by
+                every operation; a pair's own parameters take precedence.
+            dry_run: validate and plan without changing anything.
+            execution: for a batch, ``"sequence"`` (the default: in order,
+                stopping at the first failure), ``"independent"`` or
+                ``"atomic"``.
+
+        Returns:
+            The engine's response as plain Python objects:
+            ``{"kip": "2.0", "status": "succeeded", "results": [{"status": ...,
+            "result": ...}, ...], ...}``, one result per operation.
+
+        Raises:
+            anda.KipError: the engine rejected the command (a subclass per
+                error category); ``err.response`` holds the full response.
+            TypeError, ValueError: an argument is not what the engine can take.
+            anda.NexusClosedError: the Nexus is closed.
+
+        >>> import anda
+        >>> with anda.Nexus() as nexus:
+        ...     response = nexus.execute_kip(
+        ...         'UPSERT CONCEPT ?p { MATCH { type: "Person", key: :key } SET FIELDS { name: :name } }',
+        ...         {"key": "grace", "name": "Grace Hopper"},
+        ...     )
+        ...     found = nexus.execute_kip(
+        ...         ['FIND(?p.name) WHERE { ?p {type: "Person", key: "grace"} }', "DESCRIBE PRIMER"],
+        ...         execution="independent",
+        ...     )
+        >>> [result["status"] for result in found["results"]]
+        ['succeeded', 'succeeded']
+        >>> found["results"][0]["result"]
+        ['Grace Hopper']
+        """
+        command, execution = _normalise(command, execution, self._native.readonly)
+        _check_bool("dry_run", dry_run)
+        response = self._native.execute(command, parameters, dry_run, execution)
+        return _checked(response)
+
+    async def execute_kip_async(
+        self,
+        command: Command,
+        parameters: Mapping[str, Any] | None = None,
+        dry_run: bool = False,
+        *,
+        execution: Execution | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`execute_kip` for ``asyncio``: same arguments, same result.
+
+        The engine runs on its own threads; the event loop is never blocked.
+        Cancelling the awaiting task aborts the engine call.
+
+        >>> import anda, asyncio
+        >>> async def main():
+        ...     with anda.Nexus() as nexus:
+        ...         response = await nexus.execute_kip_async("DESCRIBE PRIMER")
+        ...         return response["status"]
+        >>> asyncio.run(main())
+        'succeeded'
+        """
+        import asyncio
+
+        command, execution = _normalise(command, execution, self._native.readonly)
+        _check_bool("dry_run", dry_run)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+
+        def deliver(result: dict[str, Any] | None, error: BaseException | None) -> None:
+            try:
+                loop.call_soon_threadsafe(_settle, future, result, error)
+            except RuntimeError:
+                pass  # the loop closed while the engine worked: nobody is waiting
+
+        task = self._native.execute_async(command, parameters, dry_run, execution, deliver)
+        try:
+            response = await future
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        return _checked(response)
+
+    def flush(self) -> None:
+        """Writes everything pending to storage without closing.
+
+        >>> import anda
+        >>> with anda.Nexus() as nexus:
+        ...     nexus.flush()
+        """
+        self._native.flush()
+
+    def close(self) -> None:
+        """Waits for running calls, flushes everything to disk and closes.
+
+        Idempotent. Also called on exit from a ``with`` block and, for stores
+        still open, at interpreter exit.
+
+        >>> import anda
+        >>> nexus = anda.Nexus()
+        >>> nexus.close(); nexus.close()
+        >>> nexus.closed
+        True
+        """
+        _open_stores.discard(self)
+        self._native.close()
+
+    def __enter__(self) -> Nexus:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = "in memory" if self.path is None else repr(self.path)
+        state = "closed" if self.closed else ("read-only" if self.readonly else "open")
+        return f"<anda.Nexus {where} ({state})>"
+
+
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be bool, not {type(value).__name__}")
+
+
+def _normalise(
+    command: object, execution: object, readonly: bool
+) -> tuple[str | list[tuple[str, Any]], str | None]:
+    if execution is not None and execution not in _EXECUTIONS:
+        raise ValueError(f"execution must be one of {_EXECUTIONS} or None, not {execution!r}")
+    if isinstance(command, str):
+        return command, execution  # type: ignore[return-value]
+    if isinstance(command, (bytes, bytearray, memoryview)):
+        raise TypeError("command must be str (decode bytes first), not " + type(command).__name__)
+    if not isinstance(command, Sequence):
+        raise TypeError(
+            "command must be a str or a sequence of commands, not " + type(command).__name__
+        )
+    if not command:
+        raise ValueError("a batch needs at least one command")
+    batch: list[tuple[str, Any]] = []
+    for index, item in enumerate(command):
+        if isinstance(item, str):
+            batch.append((item, None))
+        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            batch.append(item)
+        else:
+            raise TypeError(
+                f"commands[{index}] must be a str or a (command, parameters) tuple, "
+                f"not {type(item).__name__}"
+            )
+    if execution is None and len(batch) > 1 and not readonly:
+        execution = "sequence"
+    return batch, execution  # type: ignore[return-value]
+
+
+def _checked(response: dict[str, Any]) -> dict[str, Any]:
+    if response.get("status") != "succeeded":
+        raise error_from_response(response)
+    return response
+
+
+def _settle(
+    future: asyncio.Future[dict[str, Any]],
+    result: dict[str, Any] | None,
+    error: BaseException | None,
+) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
+
+
+_default_lock = threading.Lock()
+_default: Nexus | None = None
+
+
+def default_nexus() -> Nexus:
+    """The process-wide store behind :func:`anda.execute_kip`, created on first use.
+
+    In memory, or in the directory named by the ``ANDA_DB`` environment
+    variable if it is set. If it was closed, the next use opens it again.
+
+    >>> import anda
+    >>> anda.default_nexus() is anda.default_nexus()
+    True
+    """
+    global _default
+    with _default_lock:
+        if _default is None or _default.closed:
+            _default = Nexus(os.environ.get("ANDA_DB") or None)
+        return _default
+
+
+def execute_kip(
+    command: str,
+    parameters: Mapping[str, Any] | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Runs a KIP command on the process-wide default store (see :func:`default_nexus`).
+
+    The same call as :meth:`Nexus.execute_kip`.
+
+    >>> import anda
+    >>> anda.execute_kip("DESCRIBE PRIMER")["status"]
+    'succeeded'
+    """
+    return default_nexus().execute_kip(command, parameters, dry_run)
+
+
+@atexit.register
+def _close_open_stores() -> None:
+    for nexus in list(_open_stores):
+        try:
+            nexus.close()
+        except AndaError as err:  # exit goes on for the other stores
+            print(f"anda: could not close {nexus!r} at exit: {err}", file=sys.stderr)

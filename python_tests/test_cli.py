@@ -1,0 +1,67 @@
+"""python -m anda."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import UPSERT_PERSON
+
+
+def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "anda", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_describe_primer_prints_json() -> None:
+    proc = _cli("DESCRIBE PRIMER")
+    assert proc.returncode == 0, proc.stderr
+    response = json.loads(proc.stdout)
+    assert response["status"] == "succeeded"
+
+
+def test_command_from_stdin_and_file(tmp_path: Path) -> None:
+    proc = _cli(stdin="DESCRIBE PRIMER")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["status"] == "succeeded"
+    command_file = tmp_path / "command.kip"
+    command_file.write_text("DESCRIBE PROTOCOL", encoding="utf-8")
+    proc = _cli("--file", str(command_file), "--compact")
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.strip().splitlines()) == 1
+
+
+def test_db_params_and_dry_run(tmp_path: Path) -> None:
+    db = str(tmp_path / "cli-store")
+    params = json.dumps({"key": "cli", "name": "From CLI"})
+    find = 'FIND(?p.name) WHERE { ?p {type: "Person", key: "cli"} }'
+    assert _cli("--db", db, "--params", params, "--dry-run", UPSERT_PERSON).returncode == 0
+    assert json.loads(_cli("--db", db, find).stdout)["results"][0]["result"] == []
+    assert _cli("--db", db, "--params", params, UPSERT_PERSON).returncode == 0
+    found = json.loads(_cli("--db", db, find).stdout)["results"][0]["result"]
+    assert found == ["From CLI"]
+
+
+def test_failure_exits_non_zero_with_the_error_on_stderr() -> None:
+    proc = _cli("FIND(?x WHERE")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert "error:" in proc.stderr
+    assert "InvalidSyntax" in proc.stderr
+
+
+def test_usage_errors() -> None:
+    assert _cli("--params", "{not json", "DESCRIBE PRIMER").returncode == 2
+    assert _cli("--params", "[1]", "DESCRIBE PRIMER").returncode == 2
+    assert _cli("--file", "/nonexistent/file.kip").returncode == 2
+    version = _cli("--version")
+    assert version.returncode == 0
+    assert "anda_engine" in version.stdout

@@ -1,0 +1,220 @@
+"""Threads, asyncio, fork, Ctrl-C and panics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import anda
+from anda import _anda
+from conftest import FIND_PERSON_NAME, UPSERT_PERSON, people, result, run_python
+
+
+def test_threads_hammering_one_store(nexus: anda.Nexus) -> None:
+    errors: list[BaseException] = []
+    threads_count, per_thread = 8, 25
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(per_thread):
+                key = f"t{n}-{i}"
+                nexus.execute_kip(UPSERT_PERSON, {"key": key, "name": key})
+                assert result(nexus.execute_kip(FIND_PERSON_NAME, {"key": key})) == [key]
+        except BaseException as err:  # handed to the main thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(people(nexus)) == threads_count * per_thread
+
+
+def test_gil_is_released_while_the_engine_works(nexus: anda.Nexus) -> None:
+    """A pure-Python thread keeps running while another thread is in the engine."""
+    ticks = 0
+    stop = threading.Event()
+
+    def ticker() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+
+    batch = [(UPSERT_PERSON, {"key": f"g{i}", "name": "g"}) for i in range(200)]
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    try:
+        before = ticks
+        nexus.execute_kip(batch)
+        during = ticks - before
+    finally:
+        stop.set()
+        thread.join()
+    assert during > 0
+
+
+def test_async_call_gives_the_sync_result(nexus: anda.Nexus) -> None:
+    async def main() -> tuple[dict, dict]:
+        await nexus.execute_kip_async(UPSERT_PERSON, {"key": "as", "name": "Async"})
+        found = await nexus.execute_kip_async(FIND_PERSON_NAME, {"key": "as"})
+        return found, nexus.execute_kip(FIND_PERSON_NAME, {"key": "as"})
+
+    found, sync = asyncio.run(main())
+    assert result(found) == ["Async"]
+    assert found["results"] == sync["results"]
+
+
+def test_async_calls_run_concurrently_without_blocking_the_loop(nexus: anda.Nexus) -> None:
+    async def main() -> int:
+        beats = 0
+
+        async def heartbeat() -> None:
+            nonlocal beats
+            while True:
+                beats += 1
+                await asyncio.sleep(0)
+
+        beat = asyncio.create_task(heartbeat())
+        calls = [
+            nexus.execute_kip_async(UPSERT_PERSON, {"key": f"c{i}", "name": "c"}) for i in range(50)
+        ]
+        responses = await asyncio.gather(*calls)
+        beat.cancel()
+        assert all(r["status"] == "succeeded" for r in responses)
+        return beats
+
+    assert asyncio.run(main()) > 0
+    assert len(people(nexus)) == 50
+
+
+def test_async_errors_are_typed(nexus: anda.Nexus) -> None:
+    async def main() -> None:
+        with pytest.raises(anda.KipSyntaxError):
+            await nexus.execute_kip_async("FIND(?x WHERE")
+        with pytest.raises(ValueError, match=r"parameters\['key'\]"):
+            await nexus.execute_kip_async(FIND_PERSON_NAME, {"key": float("nan")})
+
+    asyncio.run(main())
+
+
+def test_async_cancellation_leaves_the_store_usable(nexus: anda.Nexus) -> None:
+    async def main() -> None:
+        batch = [(UPSERT_PERSON, {"key": f"x{i}", "name": "x"}) for i in range(2000)]
+        task = asyncio.create_task(nexus.execute_kip_async(batch))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert (await nexus.execute_kip_async("DESCRIBE PRIMER"))["status"] == "succeeded"
+
+    asyncio.run(main())
+
+
+def test_closed_store_fails_async_too() -> None:
+    store = anda.Nexus()
+    store.close()
+
+    async def main() -> None:
+        with pytest.raises(anda.NexusClosedError):
+            await store.execute_kip_async("DESCRIBE PRIMER")
+
+    asyncio.run(main())
+
+
+def test_close_waits_for_running_calls(store_dir) -> None:
+    store = anda.Nexus(store_dir)
+    batch = [(UPSERT_PERSON, {"key": f"w{i}", "name": "w"}) for i in range(300)]
+    worker = threading.Thread(target=store.execute_kip, args=(batch,))
+    worker.start()
+    time.sleep(0.05)
+    store.close()
+    worker.join()
+    with anda.Nexus(store_dir) as reopened:
+        count = len(people(reopened))
+    assert count in (0, 300)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+def test_forked_child_gets_a_clear_error_or_a_working_store() -> None:
+    code = """
+import anda, os, sys, warnings
+warnings.simplefilter("ignore", DeprecationWarning)
+parent = anda.Nexus()
+parent.execute_kip("DESCRIBE PRIMER")
+pid = os.fork()
+if pid == 0:
+    status = 0
+    try:
+        parent.execute_kip("DESCRIBE PRIMER")
+        status = 10
+    except anda.ForkedProcessError:
+        pass
+    with anda.Nexus() as fresh:
+        if fresh.execute_kip("DESCRIBE PRIMER")["status"] != "succeeded":
+            status = 11
+    os._exit(status)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+parent.close()
+"""
+    proc = run_python(code, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
+def test_ctrl_c_interrupts_a_long_command() -> None:
+    code = f"""
+import anda, sys, time
+nexus = anda.Nexus()
+batch = [({UPSERT_PERSON!r}, {{"key": f"k{{i}}", "name": "n"}}) for i in range(200000)]
+print("ready", flush=True)
+start = time.monotonic()
+try:
+    nexus.execute_kip(batch)
+    print("finished", flush=True)
+except KeyboardInterrupt:
+    print(f"interrupted {{time.monotonic() - start:.3f}}", flush=True)
+print(nexus.execute_kip("DESCRIBE PRIMER")["status"], flush=True)
+"""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    line = proc.stdout.readline().strip()
+    reacted = time.monotonic() - sent
+    rest, err = proc.communicate(timeout=300)
+    assert line.startswith("interrupted"), (line, err)
+    assert rest.strip() == "succeeded", err
+    # Reported, not asserted as a timing limit: the issue asks for about a second.
+    print(f"KeyboardInterrupt after {reacted:.3f}s")
+
+
+def test_a_rust_panic_is_a_python_exception() -> None:
+    with pytest.raises(anda.EnginePanicError, match="deliberate"):
+        _anda._panic_in_engine("deliberate")
+    # The runtime survives the panic.
+    with anda.Nexus() as nexus:
+        assert nexus.execute_kip("DESCRIBE PRIMER")["status"] == "succeeded"
+
+
+def test_a_panic_in_a_subprocess_does_not_abort() -> None:
+    proc = run_python(
+        "import anda\nfrom anda import _anda\n"
+        "try:\n    _anda._panic_in_engine('boom')\nexcept anda.EnginePanicError:\n    print('caught')"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "caught"

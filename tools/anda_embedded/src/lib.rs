@@ -1,0 +1,332 @@
+//! An embedded Anda Cognitive Nexus.
+//!
+//! [`EmbeddedNexus`] opens the same stack `anda_engine`'s `memory` module runs
+//! on — an AndaDB, a Cognitive Nexus over it with the Cognitive Memory profile
+//! active, and [`MemoryManagement`] on top — and executes KIP requests exactly
+//! as the engine's `execute_kip` / `execute_kip_readonly` tools do. The Python
+//! binding and the native benchmark both go through this crate, so what the
+//! benchmark measures is the path the binding takes.
+
+mod lock;
+
+use anda_cognitive_nexus::{CognitiveNexus, nexus::DEFAULT_SPACE, profiles};
+use anda_db::database::{AndaDB, DBConfig};
+use anda_engine::memory::{KipArgs, MemoryManagement};
+use anda_kip::{Request, Response, execute_request, execute_request_readonly};
+use candid::Principal;
+use object_store::{ObjectStore, local::LocalFileSystem, memory::InMemory};
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+pub use anda_engine::memory::KipOperation;
+pub use anda_kip::{Execution, ExecutionMode, KIP_VERSION, Operation};
+pub use lock::DirectoryLock;
+
+/// The anda_engine version this build links.
+pub const ANDA_ENGINE_VERSION: &str = env!("ANDA_ENGINE_VERSION");
+/// The anda_kip version this build links.
+pub const ANDA_KIP_VERSION: &str = env!("ANDA_KIP_VERSION");
+/// The anda_cognitive_nexus version this build links.
+pub const ANDA_COGNITIVE_NEXUS_VERSION: &str = env!("ANDA_COGNITIVE_NEXUS_VERSION");
+/// The anda_db version this build links.
+pub const ANDA_DB_VERSION: &str = env!("ANDA_DB_VERSION");
+
+/// The deepest nesting the engine accepts in one JSON value (a parameter's
+/// value counts from 0), as `anda_kip::validate_json` enforces it.
+pub const MAX_JSON_DEPTH: usize = 128;
+
+/// `DBConfig::default()`'s name, so a directory opened here and one opened by
+/// an Anda agent built on the defaults are the same database.
+pub const DEFAULT_DB_NAME: &str = "anda_db";
+
+/// The schema packages every store activates in its default Space.
+///
+/// Core declares no Concept types at all, so without a profile the first
+/// `UPSERT CONCEPT` a user sends would fail. The Cognitive Memory profile is
+/// what `anda_engine`'s memory assumes (`Person`, `SelfModel`, ...); the
+/// general domain adds the everyday predicates (`lives_in`, `works_for`, ...)
+/// the KIP syntax card teaches.
+const BOOTSTRAP_PACKAGES: [(&str, &str); 2] = [
+    ("anda_engine", profiles::COGNITIVE_MEMORY),
+    ("anda_engine", profiles::GENERAL_DOMAIN),
+];
+
+/// Where a store keeps its data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// Process memory; gone when the store is dropped.
+    InMemory,
+    /// A directory on disk, created if missing.
+    Directory(PathBuf),
+}
+
+/// Why a store could not be opened or closed.
+#[derive(Debug)]
+pub enum StoreError {
+    /// Another open store (in this process or another) holds the directory.
+    Locked { path: PathBuf, detail: String },
+    /// The directory could not be created or used.
+    Io { path: PathBuf, source: std::io::Error },
+    /// The database or the engine refused to open, bootstrap or close.
+    Engine(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Locked { path, detail } => write!(
+                f,
+                "the store directory {} is already open in another Nexus (this or another \
+                 process); close it first ({detail})",
+                path.display()
+            ),
+            StoreError::Io { path, source } => {
+                write!(f, "cannot use store directory {}: {source}", path.display())
+            }
+            StoreError::Engine(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+fn engine_error(context: &str) -> impl FnOnce(String) -> StoreError + '_ {
+    move |message| StoreError::Engine(format!("{context}: {message}"))
+}
+
+/// One open store: AndaDB + Cognitive Nexus + the engine's memory.
+pub struct EmbeddedNexus {
+    memory: Arc<MemoryManagement>,
+    nexus: Arc<CognitiveNexus>,
+    location: Location,
+    // Held for as long as the store is open; released on drop.
+    _lock: Option<DirectoryLock>,
+}
+
+impl fmt::Debug for EmbeddedNexus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddedNexus")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedNexus {
+    /// Opens (or creates) a store and activates the bootstrap packages.
+    ///
+    /// Activation is idempotent: reopening a store whose packages are already
+    /// in force changes nothing.
+    pub async fn open(location: Location, name: &str) -> Result<Self, StoreError> {
+        let (object_store, lock): (Arc<dyn ObjectStore>, _) = match &location {
+            Location::InMemory => (Arc::new(InMemory::new()), None),
+            Location::Directory(path) => {
+                std::fs::create_dir_all(path).map_err(|source| StoreError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                let lock = DirectoryLock::acquire(path)?;
+                let local = LocalFileSystem::new_with_prefix(path)
+                    .map_err(|err| StoreError::Io {
+                        path: path.clone(),
+                        source: std::io::Error::other(err.to_string()),
+                    })?
+                    // A put is durable when it returns, as on a remote object store.
+                    .with_fsync(true);
+                (Arc::new(local), Some(lock))
+            }
+        };
+
+        let config = DBConfig {
+            name: name.to_string(),
+            ..DBConfig::default()
+        };
+        let db = Arc::new(
+            AndaDB::connect(object_store, config)
+                .await
+                .map_err(|err| err.to_string())
+                .map_err(engine_error("cannot open AndaDB"))?,
+        );
+        let nexus = CognitiveNexus::connect(db.clone())
+            .await
+            .map_err(|err| err.to_string())
+            .map_err(engine_error("cannot open the Cognitive Nexus"))?;
+        nexus
+            .install_and_activate(&BOOTSTRAP_PACKAGES, DEFAULT_SPACE)
+            .await
+            .map_err(|err| err.to_string())
+            .map_err(engine_error("cannot activate the bootstrap schema packages"))?;
+        let nexus = Arc::new(nexus);
+        let memory = MemoryManagement::connect(db, nexus.clone())
+            .await
+            .map_err(|err| err.to_string())
+            .map_err(engine_error("cannot open the engine memory"))?;
+
+        Ok(Self {
+            memory: Arc::new(memory),
+            nexus,
+            location,
+            _lock: lock,
+        })
+    }
+
+    /// Where this store keeps its data.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The engine memory this store serves, for hosts that need more of it.
+    pub fn memory(&self) -> &Arc<MemoryManagement> {
+        &self.memory
+    }
+
+    /// Executes the model-facing KIP tool arguments, as the engine's
+    /// `execute_kip` tool does (or `execute_kip_readonly` when `readonly`).
+    ///
+    /// Never fails: every problem, envelope errors included, is reported in
+    /// the response, which is what the engine's tools return too.
+    pub async fn execute(&self, args: KipArgs, readonly: bool) -> Response {
+        let request = if readonly {
+            args.into_readonly_request()
+        } else {
+            args.into_request()
+        };
+        match request {
+            Ok(request) => self.execute_request(request, readonly).await,
+            Err(err) => Response::from(err),
+        }
+    }
+
+    /// Executes a wire request envelope, bound to the caller's session and
+    /// Space the way the engine binds a tool call.
+    pub async fn execute_request(&self, mut request: Request, readonly: bool) -> Response {
+        // The embedded store is the process's own memory: under the engine's
+        // default `Tenancy::Shared` every caller runs as the system Principal.
+        let caller = Principal::anonymous();
+        let session = match self.memory.session_for(&caller, &mut request).await {
+            Ok(session) => session,
+            Err(err) => return Response::from(err),
+        };
+        if readonly {
+            execute_request_readonly(&session, &request).await
+        } else {
+            execute_request(&session, &request).await
+        }
+    }
+
+    /// Writes everything pending to storage.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.nexus
+            .store
+            .db
+            .flush()
+            .await
+            .map_err(|err| err.to_string())
+            .map_err(engine_error("flush failed"))
+    }
+
+    /// Flushes and closes the database. The directory lock is released when
+    /// the store is dropped.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.nexus
+            .close()
+            .await
+            .map_err(|err| err.to_string())
+            .map_err(engine_error("close failed"))
+    }
+}
+
+/// Builds tool arguments for one command.
+pub fn single_command(
+    command: String,
+    parameters: Option<serde_json::Map<String, serde_json::Value>>,
+    dry_run: bool,
+) -> KipArgs {
+    KipArgs {
+        command: Some(command),
+        parameters,
+        dry_run: Some(dry_run),
+        ..KipArgs::default()
+    }
+}
+
+/// Returns whether `path` is a directory some store has initialised.
+pub fn looks_like_store(path: &Path) -> bool {
+    path.join(lock::LOCK_FILE_NAME).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anda_kip::TopLevelStatus;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_stack_size(16 << 20)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn versions_come_from_the_lock_file() {
+        assert!(ANDA_ENGINE_VERSION.starts_with("0.17."));
+        assert!(ANDA_KIP_VERSION.starts_with("0.14."));
+        assert_eq!(KIP_VERSION, "2.0");
+    }
+
+    #[test]
+    fn in_memory_store_answers_describe_primer() {
+        runtime().block_on(async {
+            let store = EmbeddedNexus::open(Location::InMemory, DEFAULT_DB_NAME)
+                .await
+                .unwrap();
+            let response = store
+                .execute(single_command("DESCRIBE PRIMER".into(), None, false), false)
+                .await;
+            assert_eq!(response.status, TopLevelStatus::Succeeded, "{response:?}");
+            store.close().await.unwrap();
+        });
+    }
+
+    #[test]
+    fn readonly_refuses_writes() {
+        runtime().block_on(async {
+            let store = EmbeddedNexus::open(Location::InMemory, DEFAULT_DB_NAME)
+                .await
+                .unwrap();
+            let write = r#"UPSERT CONCEPT ?p { MATCH { type: "Person", key: "ro" } SET FIELDS { name: "R" } }"#;
+            let response = store
+                .execute(single_command(write.into(), None, false), true)
+                .await;
+            assert_eq!(response.status, TopLevelStatus::Failed);
+            let code = response.error.map(|e| e.code);
+            assert_eq!(code.as_deref(), Some("ReadonlyViolation"));
+        });
+    }
+
+    #[test]
+    fn a_directory_opens_once_and_reopens_after_drop() {
+        let dir = std::env::temp_dir().join(format!("anda-embedded-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rt = runtime();
+        rt.block_on(async {
+            let first = EmbeddedNexus::open(Location::Directory(dir.clone()), DEFAULT_DB_NAME)
+                .await
+                .unwrap();
+            let second =
+                EmbeddedNexus::open(Location::Directory(dir.clone()), DEFAULT_DB_NAME).await;
+            assert!(matches!(second, Err(StoreError::Locked { .. })), "{second:?}");
+            first.close().await.unwrap();
+            drop(first);
+            let again = EmbeddedNexus::open(Location::Directory(dir.clone()), DEFAULT_DB_NAME)
+                .await
+                .unwrap();
+            again.close().await.unwrap();
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

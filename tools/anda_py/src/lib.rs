@@ -1,0 +1,46 @@
+//! The native core of the `anda` Python package (`anda._anda`).
+//!
+//! One concern per file: `nexus` (the store object), `convert` (Python ⇄ JSON),
+//! `errors` (typed exceptions), `runtime` (the process-wide tokio runtime).
+mod convert;
+mod errors;
+mod nexus;
+mod runtime;
+
+use pyo3::prelude::*;
+
+#[pymodule(gil_used = false)]
+mod _anda {
+    #[pymodule_export]
+    use super::nexus::{NativeNexus, NativeTask};
+
+    use pyo3::prelude::*;
+
+    /// Panics inside an engine task. A test hook: it proves that a panic on the
+    /// runtime reaches Python as `anda.EnginePanicError` instead of an abort.
+    #[pyfunction]
+    fn _panic_in_engine(py: Python<'_>, message: String) -> PyResult<()> {
+        crate::runtime::block_on(py, async move {
+            panic!("{message}");
+        })
+    }
+
+    #[pymodule_export]
+    const __version__: &str = env!("CARGO_PKG_VERSION");
+    #[pymodule_export]
+    const ANDA_ENGINE_VERSION: &str = anda_embedded::ANDA_ENGINE_VERSION;
+    #[pymodule_export]
+    const ANDA_KIP_VERSION: &str = anda_embedded::ANDA_KIP_VERSION;
+    #[pymodule_export]
+    const ANDA_COGNITIVE_NEXUS_VERSION: &str = anda_embedded::ANDA_COGNITIVE_NEXUS_VERSION;
+    #[pymodule_export]
+    const ANDA_DB_VERSION: &str = anda_embedded::ANDA_DB_VERSION;
+    #[pymodule_export]
+    const KIP_VERSION: &str = anda_embedded::KIP_VERSION;
+    #[pymodule_export]
+    const DEFAULT_DB_NAME: &str = anda_embedded::DEFAULT_DB_NAME;
+    #[pymodule_export]
+    const MAX_JSON_DEPTH: usize = anda_embedded::MAX_JSON_DEPTH;
+    #[pymodule_export]
+    const MAX_SAFE_INTEGER: i64 = super::convert::MAX_SAFE_INTEGER;
+}

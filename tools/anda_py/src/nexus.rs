@@ -1,0 +1,297 @@
+//! The native store object behind `anda.Nexus`.
+//!
+//! Each call converts its parameters once, runs the engine on the shared
+//! runtime with the GIL released, and converts the response once. Argument
+//! shapes (batch items, execution modes) are checked by the Python layer; this
+//! file checks only what needs the values themselves.
+use crate::{
+    convert::{self, ConversionError},
+    errors,
+    runtime::{self, Outcome},
+};
+use anda_embedded::{EmbeddedNexus, ExecutionMode, KipOperation, Location, Operation};
+use anda_engine::memory::KipArgs;
+use pyo3::{
+    exceptions::PyValueError,
+    prelude::*,
+    types::{PyList, PyString, PyTuple},
+};
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+use tokio::sync::RwLock;
+
+/// The open store, or `None` once closed. Calls hold a read guard for their
+/// whole run, so `close()` (which takes the write guard) waits for them.
+type SharedStore = Arc<RwLock<Option<Arc<EmbeddedNexus>>>>;
+
+#[pyclass(frozen, module = "anda._anda")]
+pub struct NativeNexus {
+    store: SharedStore,
+    closed: AtomicBool,
+    readonly: bool,
+    path: Option<PathBuf>,
+    /// The process that opened the store; a forked child must not use it.
+    pid: u32,
+}
+
+/// A running `execute_async` call, so the awaiting side can cancel it.
+#[pyclass(frozen, module = "anda._anda")]
+pub struct NativeTask {
+    handle: tokio::task::AbortHandle,
+}
+
+#[pymethods]
+impl NativeTask {
+    /// Aborts the engine task at its next suspension point.
+    fn cancel(&self) {
+        self.handle.abort();
+    }
+}
+
+#[pymethods]
+impl NativeNexus {
+    #[new]
+    #[pyo3(signature = (path, name, readonly))]
+    fn new(py: Python<'_>, path: Option<PathBuf>, name: String, readonly: bool) -> PyResult<Self> {
+        let location = match &path {
+            None => Location::InMemory,
+            Some(path) => Location::Directory(path.clone()),
+        };
+        let store = runtime::block_on(py, async move { EmbeddedNexus::open(location, &name).await })?
+            .map_err(errors::from_store_error)?;
+        Ok(Self {
+            store: Arc::new(RwLock::new(Some(Arc::new(store)))),
+            closed: AtomicBool::new(false),
+            readonly,
+            path,
+            pid: std::process::id(),
+        })
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    #[getter]
+    fn readonly(&self) -> bool {
+        self.readonly
+    }
+
+    #[getter]
+    fn path(&self) -> Option<PathBuf> {
+        self.path.clone()
+    }
+
+    /// Runs one command (a `str`) or a batch (a list of `(command, parameters)`
+    /// tuples) and returns the response envelope as a dict.
+    #[pyo3(signature = (command, parameters, dry_run, execution))]
+    fn execute<'py>(
+        &self,
+        py: Python<'py>,
+        command: &Bound<'py, PyAny>,
+        parameters: &Bound<'py, PyAny>,
+        dry_run: bool,
+        execution: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store_handle()?;
+        let args = kip_args(command, parameters, dry_run, execution)?;
+        let readonly = self.readonly;
+        let response = runtime::block_on(py, run(store, args, readonly))??;
+        convert::to_python(py, &response)
+    }
+
+    /// Starts the same call without waiting; `callback(result, error)` is called
+    /// from an engine thread with exactly one of the two set.
+    #[pyo3(signature = (command, parameters, dry_run, execution, callback))]
+    fn execute_async(
+        &self,
+        command: &Bound<'_, PyAny>,
+        parameters: &Bound<'_, PyAny>,
+        dry_run: bool,
+        execution: Option<&str>,
+        callback: Py<PyAny>,
+    ) -> PyResult<NativeTask> {
+        let store = self.store_handle()?;
+        let args = kip_args(command, parameters, dry_run, execution)?;
+        let readonly = self.readonly;
+        let handle = runtime::spawn(run(store, args, readonly), move |outcome| {
+            Python::attach(|py| deliver(py, &callback, outcome));
+        })?;
+        Ok(NativeTask { handle })
+    }
+
+    /// Writes everything pending to storage.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let store = self.store_handle()?;
+        runtime::block_on(py, async move {
+            let guard = store.read().await;
+            match guard.as_ref() {
+                Some(nexus) => nexus.flush().await.map_err(errors::from_store_error),
+                None => Err(errors::closed_error(CLOSED_MESSAGE)),
+            }
+        })?
+    }
+
+    /// Waits for running calls, flushes and closes. Idempotent.
+    ///
+    /// In a forked child this only marks the inherited handle closed: the
+    /// store belongs to the parent, which flushes it.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if self.check_process().is_err() {
+            self.leak();
+            return Ok(());
+        }
+        runtime::block_on(py, close_store(self.store.clone()))?
+    }
+}
+
+const CLOSED_MESSAGE: &str = "this Nexus is closed; open a new one to use the store again";
+
+impl NativeNexus {
+    fn check_process(&self) -> PyResult<()> {
+        let pid = std::process::id();
+        if pid != self.pid {
+            return Err(errors::forked_error(format!(
+                "this Nexus was opened in process {} and cannot be used in the forked child \
+                 process {pid}; open a new Nexus in the child",
+                self.pid
+            )));
+        }
+        Ok(())
+    }
+
+    /// Keeps a store inherited through `fork()` alive forever: its engine
+    /// state may be held by threads that do not exist in this process, so
+    /// dropping it could block on them.
+    fn leak(&self) {
+        std::mem::forget(self.store.clone());
+    }
+
+    fn store_handle(&self) -> PyResult<SharedStore> {
+        if self.closed() {
+            return Err(errors::closed_error(CLOSED_MESSAGE));
+        }
+        self.check_process()?;
+        Ok(self.store.clone())
+    }
+}
+
+impl Drop for NativeNexus {
+    /// A store dropped without `close()` is still flushed and closed, so
+    /// nothing written through it is lost.
+    fn drop(&mut self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if std::process::id() != self.pid {
+            self.leak();
+            return;
+        }
+        let Ok(rt) = runtime::runtime() else { return };
+        let closing = rt.spawn(close_store(self.store.clone()));
+        if tokio::runtime::Handle::try_current().is_err() {
+            let _ = futures::executor::block_on(closing);
+        }
+    }
+}
+
+async fn close_store(store: SharedStore) -> PyResult<()> {
+    let taken = store.write().await.take();
+    match taken {
+        Some(nexus) => nexus.close().await.map_err(errors::from_store_error),
+        None => Ok(()),
+    }
+}
+
+/// Executes on the engine and serialises the response while still off the GIL.
+async fn run(store: SharedStore, args: KipArgs, readonly: bool) -> PyResult<serde_json::Value> {
+    let guard = store.read_owned().await;
+    let Some(nexus) = guard.as_ref() else {
+        return Err(errors::closed_error(CLOSED_MESSAGE));
+    };
+    let response = nexus.execute(args, readonly).await;
+    serde_json::to_value(&response)
+        .map_err(|err| errors::store_error(format!("cannot encode the engine response: {err}")))
+}
+
+fn deliver(py: Python<'_>, callback: &Py<PyAny>, outcome: Outcome<PyResult<serde_json::Value>>) {
+    let (result, error) = match outcome {
+        Ok(Ok(value)) => match convert::to_python(py, &value) {
+            Ok(object) => (object, py.None().into_bound(py)),
+            Err(err) => (py.None().into_bound(py), err.into_value(py).into_bound(py).into_any()),
+        },
+        Ok(Err(err)) => (py.None().into_bound(py), err.into_value(py).into_bound(py).into_any()),
+        Err(panic) => (
+            py.None().into_bound(py),
+            errors::panic_error(panic).into_value(py).into_bound(py).into_any(),
+        ),
+    };
+    if let Err(err) = callback.call1(py, (result, error)) {
+        err.write_unraisable(py, Some(callback.bind(py)));
+    }
+}
+
+/// Builds the engine's tool arguments from the Python call.
+fn kip_args(
+    command: &Bound<'_, PyAny>,
+    parameters: &Bound<'_, PyAny>,
+    dry_run: bool,
+    execution: Option<&str>,
+) -> PyResult<KipArgs> {
+    let parameters =
+        convert::parameters_to_json(parameters).map_err(|err| err.into_pyerr("parameters"))?;
+    let execution = execution.map(execution_mode).transpose()?;
+    let mut args = KipArgs {
+        parameters,
+        dry_run: Some(dry_run),
+        execution: execution.map(anda_embedded::Execution::new),
+        ..KipArgs::default()
+    };
+    if let Ok(text) = command.cast::<PyString>() {
+        args.command = Some(command_text(text).map_err(|err| err.into_pyerr("command"))?);
+    } else {
+        let batch = command.cast::<PyList>()?;
+        let mut operations = Vec::with_capacity(batch.len());
+        for (index, item) in batch.iter().enumerate() {
+            let root = format!("commands[{index}]");
+            let pair = item.cast::<PyTuple>()?;
+            let text = command_text(pair.get_item(0)?.cast::<PyString>()?)
+                .map_err(|err| err.into_pyerr(&root))?;
+            let operation = match convert::parameters_to_json(&pair.get_item(1)?)
+                .map_err(|err| err.into_pyerr(&format!("{root} parameters")))?
+            {
+                None => KipOperation::Command(text),
+                Some(parameters) => KipOperation::Operation(Box::new(
+                    Operation::new(text).with_parameters(parameters),
+                )),
+            };
+            operations.push(operation);
+        }
+        args.operations = Some(operations);
+    }
+    Ok(args)
+}
+
+fn command_text(text: &Bound<'_, PyString>) -> Result<String, ConversionError> {
+    Ok(convert::to_utf8(text)?.into_owned())
+}
+
+fn execution_mode(name: &str) -> PyResult<ExecutionMode> {
+    match name {
+        "sequence" => Ok(ExecutionMode::Sequence),
+        "independent" => Ok(ExecutionMode::Independent),
+        "atomic" => Ok(ExecutionMode::Atomic),
+        other => Err(PyValueError::new_err(format!(
+            "execution must be 'sequence', 'independent' or 'atomic', not {other:?}"
+        ))),
+    }
+}
