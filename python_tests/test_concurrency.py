@@ -108,7 +108,7 @@ def test_async_errors_are_typed(nexus: anda.Nexus) -> None:
 
 def test_async_cancellation_leaves_the_store_usable(nexus: anda.Nexus) -> None:
     async def main() -> None:
-        batch = [(UPSERT_PERSON, {"key": f"x{i}", "name": "x"}) for i in range(2000)]
+        batch = [(UPSERT_PERSON, {"key": f"x{i}", "name": "x"}) for i in range(256)]
         task = asyncio.create_task(nexus.execute_kip_async(batch))
         await asyncio.sleep(0.01)
         task.cancel()
@@ -132,7 +132,7 @@ def test_closed_store_fails_async_too() -> None:
 
 def test_close_waits_for_running_calls(store_dir) -> None:
     store = anda.Nexus(store_dir)
-    batch = [(UPSERT_PERSON, {"key": f"w{i}", "name": "w"}) for i in range(300)]
+    batch = [(UPSERT_PERSON, {"key": f"w{i}", "name": "w"}) for i in range(256)]
     worker = threading.Thread(target=store.execute_kip, args=(batch,))
     worker.start()
     time.sleep(0.05)
@@ -140,7 +140,7 @@ def test_close_waits_for_running_calls(store_dir) -> None:
     worker.join()
     with anda.Nexus(store_dir) as reopened:
         count = len(people(reopened))
-    assert count in (0, 300)
+    assert count in (0, 256)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
@@ -171,36 +171,62 @@ parent.close()
     assert proc.stdout.strip() == "0"
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
-def test_ctrl_c_interrupts_a_long_command() -> None:
-    code = f"""
-import anda, sys, time
-nexus = anda.Nexus()
-batch = [({UPSERT_PERSON!r}, {{"key": f"k{{i}}", "name": "n"}}) for i in range(200000)]
-print("ready", flush=True)
-start = time.monotonic()
-try:
-    nexus.execute_kip(batch)
-    print("finished", flush=True)
-except KeyboardInterrupt:
-    print(f"interrupted {{time.monotonic() - start:.3f}}", flush=True)
-print(nexus.execute_kip("DESCRIBE PRIMER")["status"], flush=True)
-"""
+def _interrupt(code: str) -> tuple[str, float, str]:
+    """Runs `code`, sends SIGINT once it prints "ready", returns its next line,
+    how long that took, and the rest of its output."""
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
-    time.sleep(1.0)
+    time.sleep(0.5)
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     line = proc.stdout.readline().strip()
     reacted = time.monotonic() - sent
     rest, err = proc.communicate(timeout=300)
-    assert line.startswith("interrupted"), (line, err)
-    assert rest.strip() == "succeeded", err
-    # Reported, not asserted as a timing limit: the issue asks for about a second.
+    assert proc.returncode == 0, err
+    # Reported, not asserted as a limit: the issue asks for about a second.
     print(f"KeyboardInterrupt after {reacted:.3f}s")
+    return line, reacted, rest
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
+def test_ctrl_c_interrupts_a_waiting_engine_call() -> None:
+    code = """
+import anda, time
+from anda import _anda
+nexus = anda.Nexus()
+print("ready", flush=True)
+try:
+    _anda._sleep_in_engine(600)
+    print("finished", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+print(nexus.execute_kip("DESCRIBE PRIMER")["status"], flush=True)
+"""
+    line, _, rest = _interrupt(code)
+    assert line == "interrupted"
+    assert rest.strip() == "succeeded"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
+def test_ctrl_c_interrupts_a_stream_of_batches() -> None:
+    code = f"""
+import anda
+nexus = anda.Nexus()
+print("ready", flush=True)
+try:
+    for round in range(100_000):
+        nexus.execute_kip([({UPSERT_PERSON!r}, {{"key": f"k{{i}}", "name": str(round)}}) for i in range(256)])
+    print("finished", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+print(nexus.execute_kip("DESCRIBE PRIMER")["status"], flush=True)
+"""
+    line, _, rest = _interrupt(code)
+    assert line == "interrupted"
+    assert rest.strip() == "succeeded"
 
 
 def test_a_rust_panic_is_a_python_exception() -> None:

@@ -81,12 +81,12 @@ def test_attributes_round_trip_with_json_fidelity(nexus: anda.Nexus) -> None:
         "nested": [1, [2, [3, {"deep": ["x"]}]]],
     }
     nexus.execute_kip(
-        'UPSERT CONCEPT ?e { MATCH { type: "Event", key: "e1" } '
-        'SET FIELDS { name: "e1" } SET ATTRIBUTES { payload: :payload } }',
+        'UPSERT CONCEPT ?t { MATCH { type: "Topic", key: "t1" } '
+        'SET FIELDS { name: "t1" } SET ATTRIBUTES { payload: :payload } }',
         {"payload": value},
     )
     found = result(
-        nexus.execute_kip('FIND(?e.attributes.payload) WHERE { ?e {type: "Event", key: "e1"} }')
+        nexus.execute_kip('FIND(?t.attributes.payload) WHERE { ?t {type: "Topic", key: "t1"} }')
     )
     assert found == [value]
 
@@ -147,6 +147,11 @@ def test_batch_independent_reads(nexus: anda.Nexus) -> None:
     assert len(response["results"]) == 2
 
 
+def test_batch_size_limit_is_a_typed_error(nexus: anda.Nexus) -> None:
+    with pytest.raises(anda.KipResourceError):
+        nexus.execute_kip(["DESCRIBE PRIMER"] * 1000, execution="independent")
+
+
 def test_batch_dry_run_changes_nothing(nexus: anda.Nexus) -> None:
     nexus.execute_kip(
         [(UPSERT_PERSON, {"key": "a", "name": "A"}), (UPSERT_PERSON, {"key": "b", "name": "B"})],
@@ -177,8 +182,10 @@ def test_readonly_in_memory_store_reads(nexus: anda.Nexus) -> None:
 
 
 def test_large_result_and_large_values(nexus: anda.Nexus) -> None:
-    batch = [(UPSERT_PERSON, {"key": f"p{i:04d}", "name": "n" * 1000}) for i in range(300)]
-    nexus.execute_kip(batch)
+    for start in (0, 150):
+        nexus.execute_kip(
+            [(UPSERT_PERSON, {"key": f"p{i:04d}", "name": "n" * 1000}) for i in range(start, start + 150)]
+        )
     rows = people(nexus)
     assert len(rows) == 300
     assert rows[0] == ["p0000", "n" * 1000]

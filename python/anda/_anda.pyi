@@ -15,6 +15,7 @@ MAX_JSON_DEPTH: int
 MAX_SAFE_INTEGER: int
 
 def _panic_in_engine(message: str) -> None: ...
+def _sleep_in_engine(seconds: float) -> None: ...
 
 _Batch = list[tuple[str, Mapping[str, Any] | None]]
 

@@ -12,6 +12,7 @@ mod lock;
 use anda_cognitive_nexus::{CognitiveNexus, nexus::DEFAULT_SPACE, profiles};
 use anda_db::database::{AndaDB, DBConfig};
 use anda_engine::memory::{KipArgs, MemoryManagement};
+use anda_object_store::MetaStoreBuilder;
 use anda_kip::{Request, Response, execute_request, execute_request_readonly};
 use candid::Principal;
 use object_store::{ObjectStore, local::LocalFileSystem, memory::InMemory};
@@ -36,7 +37,7 @@ pub const ANDA_DB_VERSION: &str = env!("ANDA_DB_VERSION");
 
 /// The deepest nesting the engine accepts in one JSON value (a parameter's
 /// value counts from 0), as `anda_kip::validate_json` enforces it.
-pub const MAX_JSON_DEPTH: usize = 128;
+pub const MAX_JSON_DEPTH: usize = 100;
 
 /// `DBConfig::default()`'s name, so a directory opened here and one opened by
 /// an Anda agent built on the defaults are the same database.
@@ -53,6 +54,9 @@ const BOOTSTRAP_PACKAGES: [(&str, &str); 2] = [
     ("anda_engine", profiles::COGNITIVE_MEMORY),
     ("anda_engine", profiles::GENERAL_DOMAIN),
 ];
+
+/// Object metadata entries MetaStore keeps cached for a directory store.
+const META_CACHE_CAPACITY: u64 = 100_000;
 
 /// Where a store keeps its data.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,7 +139,11 @@ impl EmbeddedNexus {
                     })?
                     // A put is durable when it returns, as on a remote object store.
                     .with_fsync(true);
-                (Arc::new(local), Some(lock))
+                // AndaDB commits with conditional puts, which a bare local file
+                // system does not offer; MetaStore adds them (the layout AndaDB's
+                // own local examples use).
+                let store = MetaStoreBuilder::new(local, META_CACHE_CAPACITY).build();
+                (Arc::new(store), Some(lock))
             }
         };
 

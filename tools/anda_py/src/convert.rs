@@ -64,8 +64,30 @@ impl ConversionError {
     }
 }
 
+/// `[<key>]` with the key quoted the way Python's `repr()` quotes it, so a
+/// path reads as the expression that reaches the value.
 fn key_segment(key: &str) -> String {
-    format!("[{key:?}]")
+    let quote = if key.contains('\'') && !key.contains('"') { '"' } else { '\'' };
+    let mut segment = String::with_capacity(key.len() + 4);
+    segment.push('[');
+    segment.push(quote);
+    for c in key.chars() {
+        match c {
+            '\\' => segment.push_str("\\\\"),
+            '\n' => segment.push_str("\\n"),
+            '\r' => segment.push_str("\\r"),
+            '\t' => segment.push_str("\\t"),
+            c if c == quote => {
+                segment.push('\\');
+                segment.push(c);
+            }
+            c if c.is_control() => segment.push_str(&format!("\\x{:02x}", c as u32)),
+            c => segment.push(c),
+        }
+    }
+    segment.push(quote);
+    segment.push(']');
+    segment
 }
 
 fn type_name(value: &Bound<'_, PyAny>) -> String {
@@ -186,8 +208,13 @@ fn sequence_to_json(sequence: &Bound<'_, PySequence>, depth: usize) -> Result<Va
 
 fn float_to_json(value: f64) -> Result<Value, ConversionError> {
     if !value.is_finite() {
+        let name = match value {
+            v if v.is_nan() => "nan",
+            v if v > 0.0 => "inf",
+            _ => "-inf",
+        };
         return Err(ConversionError::value_error(format!(
-            "{value} is not a JSON number (NaN and infinities are not allowed)"
+            "{name} is not a JSON number (NaN and infinities are not allowed)"
         )));
     }
     if value.fract() == 0.0 {
@@ -205,7 +232,7 @@ fn float_to_json(value: f64) -> Result<Value, ConversionError> {
 fn mapping_key(key: &Bound<'_, PyAny>) -> Result<String, ConversionError> {
     match key.cast::<PyString>() {
         Ok(text) => Ok(to_utf8(text)
-            .map_err(|err| err.at(format!("[{:?}]", text.to_string_lossy())))?
+            .map_err(|err| err.at(key_segment(&text.to_string_lossy())))?
             .into_owned()),
         Err(_) => Err(ConversionError::type_error(format!(
             "keys must be str, got {} key {}",

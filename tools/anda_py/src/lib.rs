@@ -25,6 +25,17 @@ mod _anda {
         })
     }
 
+    /// Waits `seconds` inside an engine task. A test hook: it stands in for a
+    /// long engine call (the engine's own budgets stop real queries within a
+    /// fraction of a second) to show that Ctrl-C interrupts the wait.
+    #[pyfunction]
+    fn _sleep_in_engine(py: Python<'_>, seconds: f64) -> PyResult<()> {
+        let duration = std::time::Duration::try_from_secs_f64(seconds)
+            .map_err(|err| pyo3::exceptions::PyValueError::new_err(err.to_string()))?;
+        crate::runtime::block_on(py, async move { tokio::time::sleep(duration).await })
+    }
+
+    #[allow(non_upper_case_globals)] // Python's name for it
     #[pymodule_export]
     const __version__: &str = env!("CARGO_PKG_VERSION");
     #[pymodule_export]

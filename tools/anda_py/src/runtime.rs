@@ -88,8 +88,14 @@ where
     let task = spawn(future, move |outcome| {
         let _ = sender.send(outcome);
     })?;
+    // Only this thread receives; the mutex just makes the receiver `Sync` for `detach`.
+    let receiver = Mutex::new(receiver);
     loop {
-        match py.detach(|| receiver.recv_timeout(SIGNAL_POLL)) {
+        let received = py.detach(|| {
+            let receiver = receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            receiver.recv_timeout(SIGNAL_POLL)
+        });
+        match received {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(panic)) => return Err(errors::panic_error(panic)),
             Err(mpsc::RecvTimeoutError::Timeout) => {
