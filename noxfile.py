@@ -57,7 +57,14 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
     session.run("cargo", "fmt", "--all", "--check", external=True)
     session.run(
-        "cargo", "clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings",
+        "cargo",
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
         external=True,
     )
 

@@ -27,7 +27,7 @@ def test_threads_hammering_one_store(nexus: anda.Nexus) -> None:
                 key = f"t{n}-{i}"
                 nexus.execute_kip(UPSERT_PERSON, {"key": key, "name": key})
                 assert result(nexus.execute_kip(FIND_PERSON_NAME, {"key": key})) == [key]
-        except BaseException as err:  # handed to the main thread
+        except BaseException as err:  # noqa: BLE001 - handed to the main thread
             errors.append(err)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(threads_count)]
@@ -218,7 +218,8 @@ nexus = anda.Nexus()
 print("ready", flush=True)
 try:
     for round in range(100_000):
-        nexus.execute_kip([({UPSERT_PERSON!r}, {{"key": f"k{{i}}", "name": str(round)}}) for i in range(256)])
+        batch = [({UPSERT_PERSON!r}, {{"key": f"k{{i}}", "name": str(round)}}) for i in range(256)]
+        nexus.execute_kip(batch)
     print("finished", flush=True)
 except KeyboardInterrupt:
     print("interrupted", flush=True)
@@ -238,9 +239,14 @@ def test_a_rust_panic_is_a_python_exception() -> None:
 
 
 def test_a_panic_in_a_subprocess_does_not_abort() -> None:
-    proc = run_python(
-        "import anda\nfrom anda import _anda\n"
-        "try:\n    _anda._panic_in_engine('boom')\nexcept anda.EnginePanicError:\n    print('caught')"
-    )
+    code = """
+import anda
+from anda import _anda
+try:
+    _anda._panic_in_engine("boom")
+except anda.EnginePanicError:
+    print("caught")
+"""
+    proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "caught"

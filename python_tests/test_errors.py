@@ -103,7 +103,9 @@ def _nested(depth: int) -> Any:
 
 
 def test_nesting_limit(nexus: anda.Nexus) -> None:
-    nexus.execute_kip(UPSERT_PERSON, {"key": "deep", "name": "n", "extra": _nested(anda.MAX_JSON_DEPTH)})
+    nexus.execute_kip(
+        UPSERT_PERSON, {"key": "deep", "name": "n", "extra": _nested(anda.MAX_JSON_DEPTH)}
+    )
     with pytest.raises(ValueError, match=r"parameters\['extra'\]"):
         nexus.execute_kip(FIND_PERSON_NAME, {"key": "k", "extra": _nested(anda.MAX_JSON_DEPTH + 1)})
     with pytest.raises(ValueError, match="nesting"):

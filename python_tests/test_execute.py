@@ -70,7 +70,7 @@ def test_upsert_again_updates_the_same_concept(nexus: anda.Nexus) -> None:
 
 def test_attributes_round_trip_with_json_fidelity(nexus: anda.Nexus) -> None:
     value = {
-        "text": "héllo ✓ 日本 \U0001f600 \"quoted\" \\ back",
+        "text": 'héllo ✓ 日本 \U0001f600 "quoted" \\ back',
         "empty": "",
         "int": 9007199254740991,
         "negative": -42,
@@ -141,9 +141,7 @@ def test_batch_sequence_stops_at_the_first_failure(nexus: anda.Nexus) -> None:
 
 
 def test_batch_independent_reads(nexus: anda.Nexus) -> None:
-    response = nexus.execute_kip(
-        ["DESCRIBE PRIMER", "LIST TYPES"], execution="independent"
-    )
+    response = nexus.execute_kip(["DESCRIBE PRIMER", "LIST TYPES"], execution="independent")
     assert len(response["results"]) == 2
 
 
@@ -184,7 +182,10 @@ def test_readonly_in_memory_store_reads(nexus: anda.Nexus) -> None:
 def test_large_result_and_large_values(nexus: anda.Nexus) -> None:
     for start in (0, 150):
         nexus.execute_kip(
-            [(UPSERT_PERSON, {"key": f"p{i:04d}", "name": "n" * 1000}) for i in range(start, start + 150)]
+            [
+                (UPSERT_PERSON, {"key": f"p{i:04d}", "name": "n" * 1000})
+                for i in range(start, start + 150)
+            ]
         )
     rows = people(nexus)
     assert len(rows) == 300

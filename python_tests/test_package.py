@@ -25,7 +25,12 @@ def test_versions_are_exposed() -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", anda.__version__)
     assert anda.ENGINE_VERSION.startswith("0.17.")
     assert anda.KIP_VERSION == "2.0"
-    assert set(anda.CRATE_VERSIONS) == {"anda_engine", "anda_kip", "anda_cognitive_nexus", "anda_db"}
+    assert set(anda.CRATE_VERSIONS) == {
+        "anda_engine",
+        "anda_kip",
+        "anda_cognitive_nexus",
+        "anda_db",
+    }
     assert anda.CRATE_VERSIONS["anda_engine"] == anda.ENGINE_VERSION
 
 
@@ -54,4 +59,5 @@ def test_every_public_callable_has_a_docstring_with_an_example() -> None:
         anda.default_nexus,
         anda.KipError,
     ):
-        assert obj.__doc__ and ">>> " in obj.__doc__, obj
+        assert obj.__doc__, obj
+        assert ">>> " in obj.__doc__, obj

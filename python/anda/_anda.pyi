@@ -4,6 +4,22 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, final
 
+__all__ = [
+    "ANDA_COGNITIVE_NEXUS_VERSION",
+    "ANDA_DB_VERSION",
+    "ANDA_ENGINE_VERSION",
+    "ANDA_KIP_VERSION",
+    "DEFAULT_DB_NAME",
+    "KIP_VERSION",
+    "MAX_JSON_DEPTH",
+    "MAX_SAFE_INTEGER",
+    "NativeNexus",
+    "NativeTask",
+    "__version__",
+    "_panic_in_engine",
+    "_sleep_in_engine",
+]
+
 __version__: str
 ANDA_ENGINE_VERSION: str
 ANDA_KIP_VERSION: str
@@ -25,7 +41,9 @@ class NativeTask:
 
 @final
 class NativeNexus:
-    def __new__(cls, path: str | os.PathLike[str] | None, name: str, readonly: bool) -> NativeNexus: ...
+    def __new__(
+        cls, path: str | os.PathLike[str] | None, name: str, readonly: bool
+    ) -> NativeNexus: ...
     @property
     def closed(self) -> bool: ...
     @property

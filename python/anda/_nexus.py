@@ -4,12 +4,13 @@ manager, async calls and the process-wide default store."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sys
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 from anda import _anda
 from anda.errors import AndaError, error_from_response
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["Command", "Execution", "Nexus", "default_nexus", "execute_kip"]
 
 #: One command, or a batch: each item a command or a ``(command, parameters)`` pair.
-Command = Union[str, Sequence[Union[str, "tuple[str, Mapping[str, Any] | None]"]]]
+Command = str | Sequence[str | tuple[str, Mapping[str, Any] | None]]
 #: How the operations of a batch relate to one another.
 Execution = Literal["sequence", "independent", "atomic"]
 
@@ -131,11 +132,15 @@ class Nexus:
         >>> import anda
         >>> with anda.Nexus() as nexus:
         ...     response = nexus.execute_kip(
-        ...         'UPSERT CONCEPT ?p { MATCH { type: "Person", key: :key } SET FIELDS { name: :name } }',
+        ...         'UPSERT CONCEPT ?p { MATCH { type: "Person", key: :key } '
+        ...         "SET FIELDS { name: :name } }",
         ...         {"key": "grace", "name": "Grace Hopper"},
         ...     )
         ...     found = nexus.execute_kip(
-        ...         ['FIND(?p.name) WHERE { ?p {type: "Person", key: "grace"} }', "DESCRIBE PRIMER"],
+        ...         [
+        ...             'FIND(?p.name) WHERE { ?p {type: "Person", key: "grace"} }',
+        ...             "DESCRIBE PRIMER",
+        ...         ],
         ...         execution="independent",
         ...     )
         >>> [result["status"] for result in found["results"]]
@@ -143,9 +148,9 @@ class Nexus:
         >>> found["results"][0]["result"]
         ['Grace Hopper']
         """
-        command, execution = _normalise(command, execution, self._native.readonly)
+        batch, mode = _normalise(command, execution, self._native.readonly)
         _check_bool("dry_run", dry_run)
-        response = self._native.execute(command, parameters, dry_run, execution)
+        response = self._native.execute(batch, parameters, dry_run, mode)
         return _checked(response)
 
     async def execute_kip_async(
@@ -171,18 +176,17 @@ class Nexus:
         """
         import asyncio
 
-        command, execution = _normalise(command, execution, self._native.readonly)
+        batch, mode = _normalise(command, execution, self._native.readonly)
         _check_bool("dry_run", dry_run)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
 
         def deliver(result: dict[str, Any] | None, error: BaseException | None) -> None:
-            try:
+            # A closed loop (RuntimeError) means nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, future, result, error)
-            except RuntimeError:
-                pass  # the loop closed while the engine worked: nobody is waiting
 
-        task = self._native.execute_async(command, parameters, dry_run, execution, deliver)
+        task = self._native.execute_async(batch, parameters, dry_run, mode, deliver)
         try:
             response = await future
         except asyncio.CancelledError:
@@ -232,12 +236,13 @@ def _check_bool(name: str, value: object) -> None:
 
 
 def _normalise(
-    command: object, execution: object, readonly: bool
+    command: object, execution: str | None, readonly: bool
 ) -> tuple[str | list[tuple[str, Any]], str | None]:
+    """Checks the call's shape: one command, or a batch as (command, parameters) pairs."""
     if execution is not None and execution not in _EXECUTIONS:
         raise ValueError(f"execution must be one of {_EXECUTIONS} or None, not {execution!r}")
     if isinstance(command, str):
-        return command, execution  # type: ignore[return-value]
+        return command, execution
     if isinstance(command, (bytes, bytearray, memoryview)):
         raise TypeError("command must be str (decode bytes first), not " + type(command).__name__)
     if not isinstance(command, Sequence):
@@ -259,7 +264,7 @@ def _normalise(
             )
     if execution is None and len(batch) > 1 and not readonly:
         execution = "sequence"
-    return batch, execution  # type: ignore[return-value]
+    return batch, execution
 
 
 def _checked(response: dict[str, Any]) -> dict[str, Any]:

@@ -256,8 +256,9 @@ def _first_error(response: dict[str, Any]) -> dict[str, Any]:
     if isinstance(error, dict):
         return error
     for result in response.get("results") or ():
-        if isinstance(result, dict) and isinstance(result.get("error"), dict):
-            return result["error"]
+        operation_error = result.get("error") if isinstance(result, dict) else None
+        if isinstance(operation_error, dict):
+            return operation_error
     return {
         "code": "InternalError",
         "category": "system",

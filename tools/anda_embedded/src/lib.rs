@@ -12,8 +12,8 @@ mod lock;
 use anda_cognitive_nexus::{CognitiveNexus, nexus::DEFAULT_SPACE, profiles};
 use anda_db::database::{AndaDB, DBConfig};
 use anda_engine::memory::{KipArgs, MemoryManagement};
-use anda_object_store::MetaStoreBuilder;
 use anda_kip::{Request, Response, execute_request, execute_request_readonly};
+use anda_object_store::MetaStoreBuilder;
 use candid::Principal;
 use object_store::{ObjectStore, local::LocalFileSystem, memory::InMemory};
 use std::{
@@ -73,7 +73,10 @@ pub enum StoreError {
     /// Another open store (in this process or another) holds the directory.
     Locked { path: PathBuf, detail: String },
     /// The directory could not be created or used.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The database or the engine refused to open, bootstrap or close.
     Engine(String),
 }
@@ -165,7 +168,9 @@ impl EmbeddedNexus {
             .install_and_activate(&BOOTSTRAP_PACKAGES, DEFAULT_SPACE)
             .await
             .map_err(|err| err.to_string())
-            .map_err(engine_error("cannot activate the bootstrap schema packages"))?;
+            .map_err(engine_error(
+                "cannot activate the bootstrap schema packages",
+            ))?;
         let nexus = Arc::new(nexus);
         let memory = MemoryManagement::connect(db, nexus.clone())
             .await
@@ -327,7 +332,10 @@ mod tests {
                 .unwrap();
             let second =
                 EmbeddedNexus::open(Location::Directory(dir.clone()), DEFAULT_DB_NAME).await;
-            assert!(matches!(second, Err(StoreError::Locked { .. })), "{second:?}");
+            assert!(
+                matches!(second, Err(StoreError::Locked { .. })),
+                "{second:?}"
+            );
             first.close().await.unwrap();
             drop(first);
             let again = EmbeddedNexus::open(Location::Directory(dir.clone()), DEFAULT_DB_NAME)

@@ -67,7 +67,11 @@ impl ConversionError {
 /// `[<key>]` with the key quoted the way Python's `repr()` quotes it, so a
 /// path reads as the expression that reaches the value.
 fn key_segment(key: &str) -> String {
-    let quote = if key.contains('\'') && !key.contains('"') { '"' } else { '\'' };
+    let quote = if key.contains('\'') && !key.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut segment = String::with_capacity(key.len() + 4);
     segment.push('[');
     segment.push(quote);
@@ -99,7 +103,9 @@ fn type_name(value: &Bound<'_, PyAny>) -> String {
 }
 
 /// A Python `str` as UTF-8; a lone surrogate has no UTF-8 form.
-pub fn to_utf8<'a>(value: &'a Bound<'_, PyString>) -> Result<std::borrow::Cow<'a, str>, ConversionError> {
+pub fn to_utf8<'a>(
+    value: &'a Bound<'_, PyString>,
+) -> Result<std::borrow::Cow<'a, str>, ConversionError> {
     value.to_cow().map_err(|_| {
         ConversionError::value_error(
             "string contains a lone surrogate, which has no UTF-8 encoding".to_string(),
@@ -111,7 +117,9 @@ pub fn to_utf8<'a>(value: &'a Bound<'_, PyString>) -> Result<std::borrow::Cow<'a
 ///
 /// Each parameter value is its own JSON document to the engine, so nesting is
 /// counted from the value, not from the mapping that holds it.
-pub fn parameters_to_json(value: &Bound<'_, PyAny>) -> Result<Option<Map<String, Value>>, ConversionError> {
+pub fn parameters_to_json(
+    value: &Bound<'_, PyAny>,
+) -> Result<Option<Map<String, Value>>, ConversionError> {
     if value.is_none() {
         return Ok(None);
     }
@@ -126,7 +134,10 @@ pub fn parameters_to_json(value: &Bound<'_, PyAny>) -> Result<Option<Map<String,
 
 /// A dict or other mapping as a JSON object whose values sit at `item_depth`;
 /// `None` when `value` is not a mapping.
-fn mapping_to_json(value: &Bound<'_, PyAny>, item_depth: usize) -> Result<Option<Map<String, Value>>, ConversionError> {
+fn mapping_to_json(
+    value: &Bound<'_, PyAny>,
+    item_depth: usize,
+) -> Result<Option<Map<String, Value>>, ConversionError> {
     let mut map = Map::new();
     if let Ok(dict) = value.cast::<PyDict>() {
         for (key, item) in dict.iter() {
@@ -191,7 +202,10 @@ pub fn to_json(value: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Conversi
     Err(unsupported(value))
 }
 
-fn sequence_to_json(sequence: &Bound<'_, PySequence>, depth: usize) -> Result<Value, ConversionError> {
+fn sequence_to_json(
+    sequence: &Bound<'_, PySequence>,
+    depth: usize,
+) -> Result<Value, ConversionError> {
     let length = sequence
         .len()
         .map_err(|err| ConversionError::type_error(format!("cannot read sequence: {err}")))?;
@@ -226,7 +240,9 @@ fn float_to_json(value: f64) -> Result<Value, ConversionError> {
         }
         return Ok(Value::from(value as i64));
     }
-    Ok(Number::from_f64(value).map(Value::Number).unwrap_or(Value::Null))
+    Ok(Number::from_f64(value)
+        .map(Value::Number)
+        .unwrap_or(Value::Null))
 }
 
 fn mapping_key(key: &Bound<'_, PyAny>) -> Result<String, ConversionError> {
@@ -260,7 +276,11 @@ pub fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyA
             } else if let Some(n) = number.as_u64() {
                 n.into_pyobject(py)?.into_any()
             } else {
-                number.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any()
+                number
+                    .as_f64()
+                    .unwrap_or(f64::NAN)
+                    .into_pyobject(py)?
+                    .into_any()
             }
         }
         Value::String(text) => PyString::new(py, text).into_any(),

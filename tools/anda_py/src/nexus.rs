@@ -62,8 +62,11 @@ impl NativeNexus {
             None => Location::InMemory,
             Some(path) => Location::Directory(path.clone()),
         };
-        let store = runtime::block_on(py, async move { EmbeddedNexus::open(location, &name).await })?
-            .map_err(errors::from_store_error)?;
+        let store = runtime::block_on(
+            py,
+            async move { EmbeddedNexus::open(location, &name).await },
+        )?
+        .map_err(errors::from_store_error)?;
         Ok(Self {
             store: Arc::new(RwLock::new(Some(Arc::new(store)))),
             closed: AtomicBool::new(false),
@@ -227,12 +230,21 @@ fn deliver(py: Python<'_>, callback: &Py<PyAny>, outcome: Outcome<PyResult<serde
     let (result, error) = match outcome {
         Ok(Ok(value)) => match convert::to_python(py, &value) {
             Ok(object) => (object, py.None().into_bound(py)),
-            Err(err) => (py.None().into_bound(py), err.into_value(py).into_bound(py).into_any()),
+            Err(err) => (
+                py.None().into_bound(py),
+                err.into_value(py).into_bound(py).into_any(),
+            ),
         },
-        Ok(Err(err)) => (py.None().into_bound(py), err.into_value(py).into_bound(py).into_any()),
+        Ok(Err(err)) => (
+            py.None().into_bound(py),
+            err.into_value(py).into_bound(py).into_any(),
+        ),
         Err(panic) => (
             py.None().into_bound(py),
-            errors::panic_error(panic).into_value(py).into_bound(py).into_any(),
+            errors::panic_error(panic)
+                .into_value(py)
+                .into_bound(py)
+                .into_any(),
         ),
     };
     if let Err(err) = callback.call1(py, (result, error)) {

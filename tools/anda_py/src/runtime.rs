@@ -36,11 +36,13 @@ static RUNTIME: Mutex<Option<ProcessRuntime>> = Mutex::new(None);
 /// join threads that do not exist in this process.
 pub fn runtime() -> PyResult<Arc<Runtime>> {
     let pid = std::process::id();
-    let mut slot = RUNTIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(current) = slot.as_ref() {
-        if current.pid == pid {
-            return Ok(current.runtime.clone());
-        }
+    let mut slot = RUNTIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(current) = slot.as_ref()
+        && current.pid == pid
+    {
+        return Ok(current.runtime.clone());
     }
     let runtime = Arc::new(
         tokio::runtime::Builder::new_multi_thread()
@@ -63,7 +65,10 @@ pub fn runtime() -> PyResult<Arc<Runtime>> {
 pub type Outcome<T> = Result<T, Box<dyn std::any::Any + Send>>;
 
 /// Runs `future` on the runtime, catching a panic as a value.
-pub fn spawn<T, F>(future: F, done: impl FnOnce(Outcome<T>) + Send + 'static) -> PyResult<tokio::task::AbortHandle>
+pub fn spawn<T, F>(
+    future: F,
+    done: impl FnOnce(Outcome<T>) + Send + 'static,
+) -> PyResult<tokio::task::AbortHandle>
 where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
@@ -92,7 +97,9 @@ where
     let receiver = Mutex::new(receiver);
     loop {
         let received = py.detach(|| {
-            let receiver = receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let receiver = receiver
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             receiver.recv_timeout(SIGNAL_POLL)
         });
         match received {
