@@ -7,6 +7,8 @@ else ``target/``), so only the first build is slow.
 
 from __future__ import annotations
 
+import os
+
 import nox
 
 nox.options.sessions = ["lint", "typecheck", "test"]
@@ -39,14 +41,27 @@ def demo(session: nox.Session) -> None:
     session.run("python", "examples/quickstart.py")
 
 
-@nox.session(python=PYTHON)
-def test(session: nox.Session) -> None:
-    """Build anda, then run the Python tests, the doctests and the Rust tests."""
+def _run_tests(session: nox.Session, hypothesis_profile: str) -> None:
     session.install("-r", "requirements/test.txt")
     _install_extension(session)
-    session.run("pytest", "python_tests", *session.posargs)
+    # An explicitly set profile (CI sets "ci", derandomized) wins.
+    env = {"HYPOTHESIS_PROFILE": os.environ.get("HYPOTHESIS_PROFILE", hypothesis_profile)}
+    session.run("pytest", "python_tests", *session.posargs, env=env)
     session.run("pytest", "--doctest-modules", "--pyargs", "anda", "-p", "no:cacheprovider")
     session.run("cargo", "test", "--workspace", "--locked", external=True)
+
+
+@nox.session(python=PYTHON)
+def test(session: nox.Session) -> None:
+    """Build anda, then run the Python tests (quick Hypothesis profile), the
+    doctests and the Rust tests."""
+    _run_tests(session, "quick")
+
+
+@nox.session(name="test-deep", python=PYTHON)
+def test_deep(session: nox.Session) -> None:
+    """The test session with the thorough Hypothesis profile (many more examples)."""
+    _run_tests(session, "thorough")
 
 
 @nox.session(python=PYTHON)

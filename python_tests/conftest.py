@@ -10,8 +10,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 import anda
+
+# Hypothesis profiles, chosen with HYPOTHESIS_PROFILE (the noxfile sets it):
+# "quick" for `nox -s test`, "thorough" for `nox -s test-deep`, and "ci",
+# derandomized so that a CI run is reproducible. Failing examples are kept
+# outside the repository.
+_EXAMPLES = DirectoryBasedExampleDatabase(
+    os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")),
+        "anda",
+        "hypothesis-examples",
+    )
+)
+_COMMON = {
+    "deadline": None,  # never a wall-clock limit: engine latency varies with the machine
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
+settings.register_profile("quick", max_examples=30, database=_EXAMPLES, **_COMMON)
+settings.register_profile("ci", max_examples=30, derandomize=True, database=None, **_COMMON)
+settings.register_profile("thorough", max_examples=600, database=_EXAMPLES, **_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 
 UPSERT_PERSON = (
     'UPSERT CONCEPT ?p { MATCH { type: "Person", key: :key } SET FIELDS { name: :name } }'
