@@ -57,6 +57,13 @@ class NativeNexus:
         dry_run: bool,
         execution: str | None,
     ) -> dict[str, Any]: ...
+    def _execute_json(
+        self,
+        command: str | _Batch,
+        parameters: Mapping[str, Any] | None,
+        dry_run: bool,
+        execution: str | None,
+    ) -> str: ...
     def execute_async(
         self,
         command: str | _Batch,

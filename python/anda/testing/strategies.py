@@ -313,10 +313,11 @@ class Find(Statement):
 
     def _body(self, value: Any) -> str:
         t = value("type", self.type)
-        if self.shape == "count":
-            return f"FIND(?c.schema_ref, COUNT(?c)) WHERE {{ ?c {{type: {t}}} }}"
         projection = "?c.key, ?c.name"
-        if self.shape == "filter":
+        if self.shape == "count":
+            projection = "?c.schema_ref, COUNT(?c)"
+            where = f"?c {{type: {t}}}"
+        elif self.shape == "filter":
             condition = f"FILTER(CONTAINS(?c.name, {value('text', self.text)}) || IS_NULL(?c.name))"
             where = f"?c {{type: {t}}} {condition}"
         elif self.shape == "optional":

@@ -1,0 +1,459 @@
+"""The binding's cost against native Rust, measured side by side (``nox -s bench``).
+
+1. Generates a seeded workload (no downloaded data): ~10,000 concepts of four
+   types with ~50,000 propositions, all loaded through KIP, and a query mix.
+2. Runs it natively (``anda-bench-native``: the same ``EmbeddedNexus::execute``
+   the binding calls) and through ``anda.Nexus``, each in a fresh process.
+3. Prints a table (median, p95 and binding / native per query) and writes it,
+   with the other measurements, to ``bench-results/bench.json``.
+
+Also measured: per-call overhead of a trivial command, async over sync, one vs
+two threads on reads, the import time of ``anda``, the extension's size, peak
+memory while loading, and the two ways of bringing results into Python.
+Targets are reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SEED = 20261126
+COUNTS = {"Person": 6000, "Organization": 1500, "Place": 1500, "Topic": 1000}
+RELATIONS = {  # predicate: (subject type, object type, how many)
+    "knows": ("Person", "Person", 30_000),
+    "works_for": ("Person", "Organization", 6_000),
+    "lives_in": ("Person", "Place", 6_000),
+    "interested_in": ("Person", "Topic", 8_000),
+}
+BATCH = 250  # operations per request (the engine takes up to 256)
+ASSERTS_PER_MUTATE = 50
+TRIVIAL = "trivial"
+
+UPSERT = (
+    "UPSERT CONCEPT ?c { MATCH { type: :type, key: :key } "
+    "SET FIELDS { name: :name } SET ATTRIBUTES { rank: :rank, score: :score } }"
+)
+
+
+def _key(type_: str, i: int) -> str:
+    return f"{type_.lower()}-{i:05d}"
+
+
+def _mutate(predicate: str, types: tuple[str, str], pairs: list[tuple[int, int]]) -> str:
+    """One transaction asserting many relations, endpoints bound by handles."""
+    endpoints = sorted({(types[0], s) for s, _ in pairs} | {(types[1], o) for _, o in pairs})
+    handle = {endpoint: f"?c{i}" for i, endpoint in enumerate(endpoints)}
+    parts = [
+        f'UPSERT CONCEPT {handle[(t, i)]} {{ MATCH {{ type: "{t}", key: "{_key(t, i)}" }} }}'
+        for t, i in endpoints
+    ]
+    parts += [
+        f'ASSERT ({handle[(types[0], s)]}, "{predicate}", {handle[(types[1], o)]}) '
+        f'{{ by: {handle[(types[0], s)]}, mode: "stated" }}'
+        for s, o in pairs
+    ]
+    return "MUTATE { " + " ".join(parts) + " }"
+
+
+def workload(scale: float, iterations: int) -> dict[str, Any]:
+    rng = random.Random(SEED)
+    counts = {t: max(2, int(n * scale)) for t, n in COUNTS.items()}
+    operations: list[Any] = []
+    for type_, count in counts.items():
+        for i in range(count):
+            operations.append(
+                {
+                    "command": UPSERT,
+                    "parameters": {
+                        "type": type_,
+                        "key": _key(type_, i),
+                        "name": f"{type_} {i:05d}",
+                        "rank": rng.randrange(1000),
+                        "score": round(rng.random(), 6),
+                    },
+                }
+            )
+    for predicate, (subject, obj, count) in RELATIONS.items():
+        pairs: set[tuple[int, int]] = set()
+        while len(pairs) < int(count * scale):
+            s, o = rng.randrange(counts[subject]), rng.randrange(counts[obj])
+            if subject != obj or s != o:
+                pairs.add((s, o))
+        ordered = sorted(pairs)
+        for start in range(0, len(ordered), ASSERTS_PER_MUTATE):
+            chunk = ordered[start : start + ASSERTS_PER_MUTATE]
+            operations.append(_mutate(predicate, (subject, obj), chunk))
+    load = [operations[i : i + BATCH] for i in range(0, len(operations), BATCH)]
+
+    people = counts["Person"]
+
+    def person(i: int) -> str:
+        return _key("Person", i)
+
+    some = [rng.randrange(people) for _ in range(64)]
+    queries = [
+        {
+            "name": TRIVIAL,
+            "command": 'DESCRIBE ERROR "VersionConflict"',
+            "parameter_sets": [{}],
+        },
+        {
+            "name": "point_lookup",
+            "command": 'FIND(?p.key, ?p.attributes) WHERE { ?p {type: "Person", name: :name} }',
+            "parameter_sets": [{"name": f"Person {i:05d}"} for i in some],
+        },
+        {
+            "name": "one_hop",
+            "command": 'FIND(?f.name) WHERE { ?p {type: "Person", key: :key} (?p, "knows", ?f) }',
+            "parameter_sets": [{"key": person(i)} for i in some],
+        },
+        {
+            "name": "two_hop",
+            "command": (
+                'FIND(?ff.name) WHERE { ?p {type: "Person", key: :key} '
+                '(?p, "knows", ?f) (?f, "knows", ?ff) }'
+            ),
+            "parameter_sets": [{"key": person(i)} for i in some],
+        },
+        {
+            "name": "filter_order_limit",
+            "command": (
+                'FIND(?p.name, ?p.attributes.rank) WHERE { ?p {type: "Person"} '
+                "FILTER(?p.attributes.rank > :min && ?p.attributes.score < :score) } "
+                "ORDER BY ?p.attributes.rank DESC, ?p.name ASC LIMIT 20"
+            ),
+            "parameter_sets": [{"min": 500 + i, "score": 0.5} for i in range(16)],
+        },
+        {
+            "name": "aggregate",
+            "command": (
+                'FIND(?o.name, COUNT(?p)) WHERE { ?o {type: "Organization"} '
+                '(?p, "works_for", ?o) } ORDER BY COUNT(?p) DESC LIMIT 10'
+            ),
+            "parameter_sets": [{}],
+        },
+        {"name": "meta_describe", "command": "DESCRIBE PRIMER", "parameter_sets": [{}]},
+        {
+            "name": "kml_upsert_batch",
+            "command": [
+                f'UPSERT CONCEPT ?c {{ MATCH {{ type: "Topic", key: "bench-{j}" }} '
+                f"SET ATTRIBUTES {{ round: :round }} }}"
+                for j in range(10)
+            ],
+            "execution": "sequence",
+            "parameter_sets": [{"round": i} for i in range(iterations + 10)],
+        },
+        {
+            "name": "large_result",
+            "command": "FIND(?c.key, ?c.name) WHERE { ?c CONCEPT {} }",
+            "parameter_sets": [{}],
+        },
+    ]
+    return {
+        "seed": SEED,
+        "concepts": sum(counts.values()),
+        "propositions": sum(int(n * scale) for *_, n in RELATIONS.values()),
+        "load": load,
+        "queries": queries,
+        "iterations": iterations,
+        "warmup": 3,
+    }
+
+
+# -- the Python side (runs in its own process) --------------------------------
+
+
+def _peak_rss_kib() -> int | None:
+    try:
+        import resource
+    except ImportError:
+        return None
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def _call_args(query: dict[str, Any], parameters: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    command = query["command"]
+    if isinstance(command, list):
+        return command, {"execution": query.get("execution", "sequence")}
+    return command, {}
+
+
+def python_side(path: Path) -> dict[str, Any]:
+    import anda
+
+    data = json.loads(path.read_text())
+    nexus = anda.Nexus()
+    started = time.perf_counter()
+    for batch in data["load"]:
+        nexus.execute_kip(
+            [op if isinstance(op, str) else (op["command"], op["parameters"]) for op in batch],
+            execution="sequence",
+        )
+    load_seconds = time.perf_counter() - started
+    peak = _peak_rss_kib()
+
+    samples: dict[str, list[int]] = {}
+    warmup, iterations = data["warmup"], data["iterations"]
+    for query in data["queries"]:
+        sets = query["parameter_sets"]
+        times = []
+        for i in range(warmup + iterations):
+            parameters = sets[i % len(sets)]
+            command, options = _call_args(query, parameters)
+            t = time.perf_counter_ns()
+            nexus.execute_kip(command, parameters, **options)
+            elapsed = time.perf_counter_ns() - t
+            if i >= warmup:
+                times.append(elapsed)
+        samples[query["name"]] = times
+
+    extra = {
+        "async": _async_overhead(nexus, data, iterations * 4),
+        "threads": _thread_scaling(nexus, data),
+        "conversion": _conversion(nexus, data, iterations),
+    }
+    nexus.close()
+    return {"load_seconds": load_seconds, "peak_rss_kib": peak, "samples_ns": samples, **extra}
+
+
+def _query(data: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(q for q in data["queries"] if q["name"] == name)
+
+
+def _async_overhead(nexus: Any, data: dict[str, Any], n: int) -> dict[str, float]:
+    import asyncio
+
+    command = _query(data, TRIVIAL)["command"]
+    sync_times, async_times = [], []
+    for _ in range(n):
+        t = time.perf_counter_ns()
+        nexus.execute_kip(command)
+        sync_times.append(time.perf_counter_ns() - t)
+
+    async def measure() -> None:
+        for _ in range(n):
+            t = time.perf_counter_ns()
+            await nexus.execute_kip_async(command)
+            async_times.append(time.perf_counter_ns() - t)
+
+    asyncio.run(measure())
+    sync_us = statistics.median(sync_times) / 1000
+    async_us = statistics.median(async_times) / 1000
+    return {
+        "sync_median_us": sync_us,
+        "async_median_us": async_us,
+        "overhead_us": async_us - sync_us,
+    }
+
+
+def _thread_scaling(nexus: Any, data: dict[str, Any]) -> dict[str, float]:
+    import threading
+
+    query = _query(data, "one_hop")
+    per_thread = 200
+
+    def work() -> None:
+        for i in range(per_thread):
+            nexus.execute_kip(
+                query["command"], query["parameter_sets"][i % len(query["parameter_sets"])]
+            )
+
+    rates = {}
+    for threads in (1, 2):
+        workers = [threading.Thread(target=work) for _ in range(threads)]
+        t = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        rates[threads] = threads * per_thread / (time.perf_counter() - t)
+    return {
+        "one_thread_per_s": rates[1],
+        "two_threads_per_s": rates[2],
+        "speedup": rates[2] / rates[1],
+        "cpus": os.cpu_count() or 1,
+    }
+
+
+def _conversion(nexus: Any, data: dict[str, Any], iterations: int) -> dict[str, Any]:
+    """Python objects built in Rust vs JSON text from Rust parsed by json.loads."""
+    native = nexus._native
+    report = {}
+    for name in (TRIVIAL, "point_lookup", "large_result"):
+        query = _query(data, name)
+        parameters = query["parameter_sets"][0]
+        direct, via_json = [], []
+        for _ in range(iterations):
+            t = time.perf_counter_ns()
+            native.execute(query["command"], parameters, False, None)
+            direct.append(time.perf_counter_ns() - t)
+            t = time.perf_counter_ns()
+            json.loads(native._execute_json(query["command"], parameters, False, None))
+            via_json.append(time.perf_counter_ns() - t)
+        report[name] = {
+            "objects_in_rust_median_us": statistics.median(direct) / 1000,
+            "json_then_loads_median_us": statistics.median(via_json) / 1000,
+        }
+    return report
+
+
+# -- the driver ---------------------------------------------------------------------
+
+
+def _stats(samples: list[int]) -> dict[str, float]:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {"median_us": statistics.median(ordered) / 1000, "p95_us": p95 / 1000}
+
+
+def _import_time(runs: int = 10) -> float:
+    code = "import time; t = time.perf_counter(); import anda; print(time.perf_counter() - t)"
+    best = min(
+        float(subprocess.check_output([sys.executable, "-c", code], text=True)) for _ in range(runs)
+    )
+    return best * 1000
+
+
+def _extension_size() -> int:
+    import anda._anda
+
+    return Path(anda._anda.__file__ or "").stat().st_size
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--native", help="path of the anda-bench-native binary")
+    parser.add_argument("--out", default="bench-results/bench.json")
+    parser.add_argument("--scale", type=float, default=1.0, help="workload size factor")
+    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--wheel", help="a built wheel whose size to report")
+    parser.add_argument("--python-side", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.python_side:
+        print(json.dumps(python_side(Path(args.python_side))))
+        return 0
+    if not args.native:
+        parser.error("--native is required")
+
+    data = workload(args.scale, args.iterations)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "workload.json"
+        path.write_text(json.dumps(data))
+        print(
+            f"workload: {data['concepts']} concepts, {data['propositions']} propositions",
+            flush=True,
+        )
+        native = json.loads(subprocess.check_output([args.native, str(path)], text=True))
+        print(f"native: loaded in {native['load_seconds']:.1f}s", flush=True)
+        binding = json.loads(
+            subprocess.check_output(
+                [sys.executable, __file__, "--python-side", str(path)], text=True
+            )
+        )
+        print(f"binding: loaded in {binding['load_seconds']:.1f}s", flush=True)
+
+    rows = []
+    for query in data["queries"]:
+        name = query["name"]
+        n, b = _stats(native["samples_ns"][name]), _stats(binding["samples_ns"][name])
+        rows.append(
+            {
+                "query": name,
+                "native": n,
+                "binding": b,
+                "ratio_median": b["median_us"] / n["median_us"],
+                "ratio_p95": b["p95_us"] / n["p95_us"],
+            }
+        )
+    trivial = next(r for r in rows if r["query"] == TRIVIAL)
+    report = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "platform": sys.platform,
+        },
+        "workload": {
+            "seed": SEED,
+            "concepts": data["concepts"],
+            "propositions": data["propositions"],
+            "iterations": args.iterations,
+        },
+        "queries": rows,
+        "trivial_call_overhead_us": trivial["binding"]["median_us"]
+        - trivial["native"]["median_us"],
+        "async": binding["async"],
+        "threads": binding["threads"],
+        "conversion": binding["conversion"],
+        "import_time_ms": _import_time(),
+        "extension_bytes": _extension_size(),
+        "wheel_bytes": Path(args.wheel).stat().st_size if args.wheel else None,
+        "load_seconds": {"native": native["load_seconds"], "binding": binding["load_seconds"]},
+        "peak_rss_mib": {
+            "native": (native["peak_rss_kib"] or 0) / 1024,
+            "binding": (binding["peak_rss_kib"] or 0) / 1024,
+        },
+        "targets": {
+            "ratio_median_max": 1.10,
+            "trivial_overhead_us_max": 10,
+            "async_overhead_us_max": 30,
+            "two_thread_speedup_min": 1.7,
+        },
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(_table(report))
+    print(f"\nwritten to {out}")
+    return 0
+
+
+def _table(report: dict[str, Any]) -> str:
+    header = ("query", "native median µs", "native p95 µs", "binding median µs", "binding p95 µs")
+    lines = [
+        "| " + " | ".join((*header, "ratio (median)")) + " |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in report["queries"]:
+        n, b = row["native"], row["binding"]
+        lines.append(
+            f"| {row['query']} | {n['median_us']:.1f} | {n['p95_us']:.1f} | "
+            f"{b['median_us']:.1f} | {b['p95_us']:.1f} | {row['ratio_median']:.3f} |"
+        )
+    a, t = report["async"], report["threads"]
+    load, rss = report["load_seconds"], report["peak_rss_mib"]
+    sizes = f"extension: {report['extension_bytes'] / 2**20:.1f} MiB"
+    if report["wheel_bytes"]:
+        sizes += f"; wheel: {report['wheel_bytes'] / 2**20:.1f} MiB"
+    lines += [
+        "",
+        f"trivial-call overhead: {report['trivial_call_overhead_us']:.1f} µs",
+        f"async overhead over sync: {a['overhead_us']:.1f} µs "
+        f"(sync {a['sync_median_us']:.1f} µs, async {a['async_median_us']:.1f} µs)",
+        f"reads, 1 thread: {t['one_thread_per_s']:.0f}/s; "
+        f"2 threads: {t['two_threads_per_s']:.0f}/s "
+        f"(speed-up {t['speedup']:.2f} on {t['cpus']} CPUs)",
+        f"import anda: {report['import_time_ms']:.1f} ms; {sizes}",
+        f"load: native {load['native']:.1f} s, binding {load['binding']:.1f} s; "
+        f"peak RSS: native {rss['native']:.0f} MiB, binding {rss['binding']:.0f} MiB",
+        "",
+        "conversion (median µs): objects built in Rust vs JSON text + json.loads",
+    ]
+    for name, c in report["conversion"].items():
+        direct, via_json = c["objects_in_rust_median_us"], c["json_then_loads_median_us"]
+        lines.append(f"  {name}: {direct:.1f} vs {via_json:.1f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
