@@ -172,6 +172,12 @@ def test_readonly_store_refuses_writes_and_changes_nothing(store_dir) -> None:
         assert result(reader.execute_kip("DESCRIBE PRIMER"))
 
 
+def test_readonly_never_creates_a_store(tmp_path) -> None:
+    with pytest.raises(anda.StoreError, match="read-only"):
+        anda.Nexus(tmp_path / "missing", readonly=True)
+    assert not (tmp_path / "missing").exists()
+
+
 def test_readonly_in_memory_store_reads(nexus: anda.Nexus) -> None:
     with anda.Nexus(readonly=True) as reader:
         assert people(reader) == []

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from anda import _anda
-from anda.errors import AndaError, error_from_response
+from anda.errors import AndaError, StoreError, error_from_response
 
 if TYPE_CHECKING:
     import asyncio
@@ -41,7 +41,8 @@ class Nexus:
             ``anda_engine`` uses, so an Anda agent opening the same directory
             sees the same memory.
         readonly: refuse every state-changing command with a
-            :class:`anda.KipProtocolError` (code ``ReadonlyViolation``).
+            :class:`anda.KipProtocolError` (code ``ReadonlyViolation``). A
+            read-only directory store must already exist.
 
     A directory can be open in one Nexus at a time; a second one, in this
     process or another, raises :class:`anda.StoreLockedError`. A Nexus is safe
@@ -75,6 +76,9 @@ class Nexus:
                 raise TypeError(f"path must be str or os.PathLike[str], not bytes: {path!r}")
             if not path:
                 raise ValueError("path must not be empty; pass None for an in-memory store")
+            if readonly is True and not _has_entries(path):
+                # Read-only never creates: a typo'd path must not read as an empty memory.
+                raise StoreError(f"no store to open read-only at {path!r}")
         if not isinstance(name, str):
             raise TypeError(f"name must be str, not {type(name).__name__}")
         _check_bool("readonly", readonly)
@@ -115,8 +119,11 @@ class Nexus:
                 every operation; a pair's own parameters take precedence.
             dry_run: validate and plan without changing anything.
             execution: for a batch, ``"sequence"`` (the default: in order,
-                stopping at the first failure), ``"independent"`` or
-                ``"atomic"``.
+                each operation its own commit, stopping at the first failure),
+                ``"independent"`` (every operation runs), or ``"atomic"``,
+                which the pinned engine refuses (``UnsupportedCapability``):
+                for all-or-nothing, send one ``MUTATE { ... }`` command.
+                At most 256 operations per batch.
 
         Returns:
             The engine's response as plain Python objects:
@@ -228,6 +235,14 @@ class Nexus:
         where = "in memory" if self.path is None else repr(self.path)
         state = "closed" if self.closed else ("read-only" if self.readonly else "open")
         return f"<anda.Nexus {where} ({state})>"
+
+
+def _has_entries(path: str) -> bool:
+    try:
+        with os.scandir(path) as entries:
+            return any(True for _ in entries)
+    except OSError:
+        return False
 
 
 def _check_bool(name: str, value: object) -> None:

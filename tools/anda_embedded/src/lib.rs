@@ -18,7 +18,7 @@ use candid::Principal;
 use object_store::{ObjectStore, local::LocalFileSystem, memory::InMemory};
 use std::{
     fmt,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::Arc,
 };
 
@@ -263,11 +263,6 @@ pub fn single_command(
         dry_run: Some(dry_run),
         ..KipArgs::default()
     }
-}
-
-/// Returns whether `path` is a directory some store has initialised.
-pub fn looks_like_store(path: &Path) -> bool {
-    path.join(lock::LOCK_FILE_NAME).exists()
 }
 
 #[cfg(test)]

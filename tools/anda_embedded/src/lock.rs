@@ -11,7 +11,7 @@ use std::{
 };
 
 /// The lock file kept at the top of a store directory.
-pub(crate) const LOCK_FILE_NAME: &str = "anda.lock";
+const LOCK_FILE_NAME: &str = "anda.lock";
 
 /// Holds a store directory exclusively until dropped.
 #[derive(Debug)]
