@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import anda
@@ -226,6 +226,9 @@ def test_reapplying_an_upsert_changes_nothing(upsert: kst.Upsert) -> None:
 # -- persistence -----------------------------------------------------------------------------
 
 
+# Opening a directory store fsyncs its bootstrap (about a second here), so
+# this property runs a tenth of the profile's examples.
+@settings(max_examples=max(5, settings.default.max_examples // 10))
 @given(upserts=st.lists(kst.upserts(), min_size=1, max_size=4), data=st.data())
 def test_directory_dump_is_the_same_after_reopen(
     tmp_path_factory: pytest.TempPathFactory, upserts: list[kst.Upsert], data: st.DataObject
