@@ -47,8 +47,11 @@ fn args(command: &Value, parameters: Option<&Value>, execution: Option<&str>) ->
                         Value::String(text) => KipOperation::Command(text.clone()),
                         other => {
                             let text = other["command"].as_str().expect("command").to_string();
-                            let params: Json = other["parameters"].as_object().cloned().unwrap_or_default();
-                            KipOperation::Operation(Box::new(Operation::new(text).with_parameters(params)))
+                            let params: Json =
+                                other["parameters"].as_object().cloned().unwrap_or_default();
+                            KipOperation::Operation(Box::new(
+                                Operation::new(text).with_parameters(params),
+                            ))
                         }
                     })
                     .collect(),
@@ -75,7 +78,9 @@ async fn run(workload: &Value) -> Value {
             serde_json::to_value(&response.status).unwrap(),
             json!("succeeded"),
             "load failed: {:?}",
-            response.error.or_else(|| response.results.iter().find_map(|r| r.error.clone()))
+            response
+                .error
+                .or_else(|| response.results.iter().find_map(|r| r.error.clone()))
         );
     }
     let load_seconds = started.elapsed().as_secs_f64();

@@ -16,11 +16,7 @@ use anda_kip::{Request, Response, execute_request, execute_request_readonly};
 use anda_object_store::MetaStoreBuilder;
 use candid::Principal;
 use object_store::{ObjectStore, local::LocalFileSystem, memory::InMemory};
-use std::{
-    fmt,
-    path::PathBuf,
-    sync::Arc,
-};
+use std::{fmt, path::PathBuf, sync::Arc};
 
 pub use anda_engine::memory::KipOperation;
 pub use anda_kip::{Execution, ExecutionMode, KIP_VERSION, Operation};

@@ -103,9 +103,7 @@ impl NativeNexus {
         dry_run: bool,
         execution: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let store = self.store_handle()?;
-        let args = kip_args(command, parameters, dry_run, execution)?;
-        let readonly = self.readonly;
+        let (store, args, readonly) = self.prepare(command, parameters, dry_run, execution)?;
         let response = runtime::block_on(py, run(store, args, readonly))??;
         convert::to_python(py, &response)
     }
@@ -121,9 +119,7 @@ impl NativeNexus {
         dry_run: bool,
         execution: Option<&str>,
     ) -> PyResult<String> {
-        let store = self.store_handle()?;
-        let args = kip_args(command, parameters, dry_run, execution)?;
-        let readonly = self.readonly;
+        let (store, args, readonly) = self.prepare(command, parameters, dry_run, execution)?;
         runtime::block_on(py, async move {
             let response = respond(store, args, readonly).await?;
             serde_json::to_string(&response).map_err(encode_error)
@@ -141,9 +137,7 @@ impl NativeNexus {
         execution: Option<&str>,
         callback: Py<PyAny>,
     ) -> PyResult<NativeTask> {
-        let store = self.store_handle()?;
-        let args = kip_args(command, parameters, dry_run, execution)?;
-        let readonly = self.readonly;
+        let (store, args, readonly) = self.prepare(command, parameters, dry_run, execution)?;
         let handle = runtime::spawn(run(store, args, readonly), move |outcome| {
             Python::attach(|py| deliver(py, &callback, outcome));
         })?;
@@ -198,6 +192,19 @@ impl NativeNexus {
     /// dropping it could block on them.
     fn leak(&self) {
         std::mem::forget(self.store.clone());
+    }
+
+    /// Everything a call needs, checked and converted before any engine work.
+    fn prepare(
+        &self,
+        command: &Bound<'_, PyAny>,
+        parameters: &Bound<'_, PyAny>,
+        dry_run: bool,
+        execution: Option<&str>,
+    ) -> PyResult<(SharedStore, KipArgs, bool)> {
+        let store = self.store_handle()?;
+        let args = kip_args(command, parameters, dry_run, execution)?;
+        Ok((store, args, self.readonly))
     }
 
     fn store_handle(&self) -> PyResult<SharedStore> {
