@@ -180,7 +180,7 @@ def build(session: nox.Session) -> None:
         f"wheel {wheel.name}: {wheel.stat().st_size / 2**20:.1f} MiB, sha256 {_sha256(wheel)}"
     )
 
-    tmp = Path(session.create_tmp())
+    tmp = Path(session.create_tmp()).resolve()
     for python in _cpythons():
         venv = tmp / f"venv-{Path(python).parent.parent.name}"
         shutil.rmtree(venv, ignore_errors=True)
@@ -231,7 +231,7 @@ def repro(session: nox.Session) -> None:
     tracked = subprocess.run(
         ["git", "ls-files", "-z"], capture_output=True, text=True, check=True
     ).stdout.split("\0")
-    tmp = Path(session.create_tmp())
+    tmp = Path(session.create_tmp()).resolve()
     sums = []
     for copy in (tmp / "first" / "anda", tmp / "second" / "elsewhere" / "deeper" / "anda"):
         shutil.rmtree(copy.parent, ignore_errors=True)
