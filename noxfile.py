@@ -122,16 +122,16 @@ def bench(session: nox.Session) -> None:
 # Linux wheels are built with zig as the linker so they run on manylinux2014
 # (glibc 2.17) whatever this machine's glibc is.
 WHEEL_ARGS = ("--release", "--locked", "--zig", "--compatibility", "manylinux2014")
+SOURCE_DATE_EPOCH = "1767225600"  # 2026-01-01T00:00:00Z
 
 
-def _reproducible_env(source: Path) -> dict[str, str]:
+def _reproducible_env() -> dict[str, str]:
     """What makes a build a function of its source alone."""
-    commit_time = subprocess.run(
-        ["git", "log", "-1", "--format=%ct"], cwd=source, capture_output=True, text=True
-    ).stdout.strip()
     return {
-        # Archive entry times in the wheel and the sdist (else: now).
-        "SOURCE_DATE_EPOCH": commit_time or "1700000000",
+        # Archive entry times in the wheel and the sdist (else: now). A fixed
+        # value rather than the commit time: the cc crate reruns every C build
+        # script (aws-lc-sys, croaring-sys) whenever this variable changes.
+        "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH,
         # Incremental state is per-machine; never let it into a release.
         "CARGO_INCREMENTAL": "0",
     }
@@ -139,7 +139,7 @@ def _reproducible_env(source: Path) -> dict[str, str]:
 
 def _build_dists(session: nox.Session, source: Path, out: Path) -> tuple[Path, Path]:
     shutil.rmtree(out, ignore_errors=True)
-    env = _reproducible_env(source)
+    env = _reproducible_env()
     manifest = str(source / "tools" / "anda_py" / "Cargo.toml")
     with session.chdir(source):
         session.run("maturin", "build", *WHEEL_ARGS, "--out", str(out), "-m", manifest, env=env)
@@ -212,6 +212,8 @@ def build(session: nox.Session) -> None:
     with tarfile.open(sdist) as archive:
         archive.extractall(unpacked, filter="data")
     [project] = unpacked.iterdir()
+    # The shared target directory only saves recompiling the registry crates.
+    target = os.environ.get("CARGO_TARGET_DIR", str(root / "target"))
     with session.chdir(project):
         session.run(
             "maturin",
@@ -219,7 +221,7 @@ def build(session: nox.Session) -> None:
             *WHEEL_ARGS,
             "--out",
             str(tmp / "from-sdist"),
-            env={"CARGO_NET_OFFLINE": "true"},
+            env={**_reproducible_env(), "CARGO_NET_OFFLINE": "true", "CARGO_TARGET_DIR": target},
         )
 
 
@@ -239,8 +241,6 @@ def repro(session: nox.Session) -> None:
             target = copy / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(name, target)
-        # The commit time travels with the copy (SOURCE_DATE_EPOCH).
-        shutil.copytree(".git", copy / ".git", symlinks=True)
         wheel, sdist = _build_dists(session, copy, copy / "dist")
         sums.append((wheel.name, _sha256(wheel), sdist.name, _sha256(sdist)))
     for wheel_name, wheel_sum, sdist_name, sdist_sum in sums:
