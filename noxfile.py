@@ -149,6 +149,15 @@ def _build_dists(session: nox.Session, source: Path, out: Path) -> tuple[Path, P
     return Path(wheel), Path(sdist)
 
 
+def _touch_tree(root: Path) -> None:
+    """Marks a copied source tree as new, so cargo compiles the workspace
+    crates from it instead of reusing artifacts built from another copy (a
+    copy keeps older mtimes, which cargo would read as "unchanged")."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            os.utime(path)
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -212,6 +221,7 @@ def build(session: nox.Session) -> None:
     with tarfile.open(sdist) as archive:
         archive.extractall(unpacked, filter="data")
     [project] = unpacked.iterdir()
+    _touch_tree(project)
     # The shared target directory only saves recompiling the registry crates.
     target = os.environ.get("CARGO_TARGET_DIR", str(root / "target"))
     with session.chdir(project):
@@ -241,6 +251,7 @@ def repro(session: nox.Session) -> None:
             target = copy / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(name, target)
+        _touch_tree(copy)
         wheel, sdist = _build_dists(session, copy, copy / "dist")
         sums.append((wheel.name, _sha256(wheel), sdist.name, _sha256(sdist)))
     for wheel_name, wheel_sum, sdist_name, sdist_sum in sums:
