@@ -128,6 +128,11 @@ SOURCE_DATE_EPOCH = "1767225600"  # 2026-01-01T00:00:00Z
 def _reproducible_env() -> dict[str, str]:
     """What makes a build a function of its source alone."""
     return {
+        # One target directory for every copy of the source: registry crates
+        # are compiled once; each copy still compiles its own workspace crates.
+        "CARGO_TARGET_DIR": os.environ.get(
+            "CARGO_TARGET_DIR", str(Path(__file__).parent / "target")
+        ),
         # Archive entry times in the wheel and the sdist (else: now). A fixed
         # value rather than the commit time: the cc crate reruns every C build
         # script (aws-lc-sys, croaring-sys) whenever this variable changes.
@@ -222,8 +227,6 @@ def build(session: nox.Session) -> None:
         archive.extractall(unpacked, filter="data")
     [project] = unpacked.iterdir()
     _touch_tree(project)
-    # The shared target directory only saves recompiling the registry crates.
-    target = os.environ.get("CARGO_TARGET_DIR", str(root / "target"))
     with session.chdir(project):
         session.run(
             "maturin",
@@ -231,7 +234,7 @@ def build(session: nox.Session) -> None:
             *WHEEL_ARGS,
             "--out",
             str(tmp / "from-sdist"),
-            env={**_reproducible_env(), "CARGO_NET_OFFLINE": "true", "CARGO_TARGET_DIR": target},
+            env={**_reproducible_env(), "CARGO_NET_OFFLINE": "true"},
         )
 
 
