@@ -75,7 +75,7 @@ async fn run(workload: &Value) -> Value {
     for batch in workload["load"].as_array().expect("load batches") {
         let response = store.execute(args(batch, None, None), false).await;
         assert_eq!(
-            serde_json::to_value(&response.status).unwrap(),
+            serde_json::to_value(response.status).unwrap(),
             json!("succeeded"),
             "load failed: {:?}",
             response
