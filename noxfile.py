@@ -52,9 +52,11 @@ def _run_tests(session: nox.Session, hypothesis_profile: str) -> None:
     _install_extension(session)
     # An explicitly set profile (CI sets "ci", derandomized) wins.
     env = {"HYPOTHESIS_PROFILE": os.environ.get("HYPOTHESIS_PROFILE", hypothesis_profile)}
-    session.run("pytest", "python_tests", *session.posargs, env=env)
+    # The Rust tests live in anda_embedded (anda_py is tested from Python,
+    # anda_bench has none); the main suite runs last, so its summary closes the log.
+    session.run("cargo", "test", "-p", "anda_embedded", "--lib", "--locked", external=True)
     session.run("pytest", "--doctest-modules", "--pyargs", "anda", "-p", "no:cacheprovider")
-    session.run("cargo", "test", "--workspace", "--locked", external=True)
+    session.run("pytest", "python_tests", *session.posargs, env=env)
 
 
 @nox.session(python=PYTHON)
