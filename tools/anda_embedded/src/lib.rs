@@ -20,7 +20,7 @@ use std::{fmt, path::PathBuf, sync::Arc};
 
 pub use anda_engine::memory::KipOperation;
 pub use anda_kip::{Execution, ExecutionMode, KIP_VERSION, Operation};
-pub use lock::DirectoryLock;
+use lock::DirectoryLock;
 
 /// The anda_engine version this build links.
 pub const ANDA_ENGINE_VERSION: &str = env!("ANDA_ENGINE_VERSION");
@@ -181,16 +181,6 @@ impl EmbeddedNexus {
         })
     }
 
-    /// Where this store keeps its data.
-    pub fn location(&self) -> &Location {
-        &self.location
-    }
-
-    /// The engine memory this store serves, for hosts that need more of it.
-    pub fn memory(&self) -> &Arc<MemoryManagement> {
-        &self.memory
-    }
-
     /// Executes the model-facing KIP tool arguments, as the engine's
     /// `execute_kip` tool does (or `execute_kip_readonly` when `readonly`).
     ///
@@ -247,24 +237,24 @@ impl EmbeddedNexus {
     }
 }
 
-/// Builds tool arguments for one command.
-pub fn single_command(
-    command: String,
-    parameters: Option<serde_json::Map<String, serde_json::Value>>,
-    dry_run: bool,
-) -> KipArgs {
-    KipArgs {
-        command: Some(command),
-        parameters,
-        dry_run: Some(dry_run),
-        ..KipArgs::default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use anda_kip::TopLevelStatus;
+
+    /// Builds tool arguments for one command.
+    fn single_command(
+        command: String,
+        parameters: Option<serde_json::Map<String, serde_json::Value>>,
+        dry_run: bool,
+    ) -> KipArgs {
+        KipArgs {
+            command: Some(command),
+            parameters,
+            dry_run: Some(dry_run),
+            ..KipArgs::default()
+        }
+    }
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
