@@ -11,8 +11,9 @@ a directory on disk.
 Importing is cheap: no store exists until the first call needs one.
 """
 
-from anda import _anda
-from anda._nexus import Command, Execution, Nexus, default_nexus, execute_kip
+from anda import _anda, tools
+from anda._memory import Memory
+from anda._nexus import Command, Execution, Nexus, Tenancy, default_nexus, execute_kip
 from anda.errors import (
     AndaError,
     EnginePanicError,
@@ -54,6 +55,31 @@ MAX_JSON_DEPTH: int = _anda.MAX_JSON_DEPTH
 #: The largest integer magnitude accepted in parameters (2**53 - 1).
 MAX_SAFE_INTEGER: int = _anda.MAX_SAFE_INTEGER
 
+
+
+def caller_principal(caller: str) -> str:
+    """The Principal (as text) a caller id runs as under ``tenancy="per_caller"``.
+
+    A Principal's text (``"aaaaa-aa"``) is that Principal. Any other string is
+    hashed into a self-authenticating Principal (SHA-224 of the fixed prefix
+    ``anda-caller-id:`` and the id's UTF-8 bytes): the same id always reaches
+    the same memory, and two ids never share one. The returned text is an
+    alias of the id it came from. The anonymous Principal (``"2vxsx-fae"``)
+    is nobody: under ``per_caller`` it may do nothing.
+
+    >>> import anda
+    >>> anda.caller_principal("alice") == anda.caller_principal("alice")
+    True
+    >>> anda.caller_principal("alice") != anda.caller_principal("bob")
+    True
+    >>> anda.caller_principal("aaaaa-aa")
+    'aaaaa-aa'
+    """
+    if not isinstance(caller, str):
+        raise TypeError(f"caller must be str, not {type(caller).__name__}")
+    return _anda.caller_principal(caller)
+
+
 __all__ = [
     "CRATE_VERSIONS",
     "ENGINE_VERSION",
@@ -79,11 +105,15 @@ __all__ = [
     "KipSystemError",
     "KipTransactionError",
     "KipTransportError",
+    "Memory",
     "Nexus",
     "NexusClosedError",
     "StoreError",
     "StoreLockedError",
+    "Tenancy",
     "__version__",
+    "caller_principal",
     "default_nexus",
     "execute_kip",
+    "tools",
 ]

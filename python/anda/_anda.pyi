@@ -18,6 +18,9 @@ __all__ = [
     "__version__",
     "_panic_in_engine",
     "_sleep_in_engine",
+    "agent_texts",
+    "caller_principal",
+    "tool_definitions",
 ]
 
 __version__: str
@@ -30,6 +33,9 @@ DEFAULT_DB_NAME: str
 MAX_JSON_DEPTH: int
 MAX_SAFE_INTEGER: int
 
+def tool_definitions(readonly: bool) -> list[dict[str, Any]]: ...
+def agent_texts() -> list[tuple[str, str]]: ...
+def caller_principal(caller: str) -> str: ...
 def _panic_in_engine(message: str) -> None: ...
 def _sleep_in_engine(seconds: float) -> None: ...
 
@@ -42,7 +48,7 @@ class NativeTask:
 @final
 class NativeNexus:
     def __new__(
-        cls, path: str | os.PathLike[str] | None, name: str, readonly: bool
+        cls, path: str | os.PathLike[str] | None, name: str, readonly: bool, tenancy: str
     ) -> NativeNexus: ...
     @property
     def closed(self) -> bool: ...
@@ -50,12 +56,15 @@ class NativeNexus:
     def readonly(self) -> bool: ...
     @property
     def path(self) -> str | None: ...
+    @property
+    def tenancy(self) -> str: ...
     def execute(
         self,
         command: str | _Batch,
         parameters: Mapping[str, Any] | None,
         dry_run: bool,
         execution: str | None,
+        caller: str | None,
     ) -> dict[str, Any]: ...
     def _execute_json(
         self,
@@ -63,6 +72,7 @@ class NativeNexus:
         parameters: Mapping[str, Any] | None,
         dry_run: bool,
         execution: str | None,
+        caller: str | None,
     ) -> str: ...
     def execute_async(
         self,
@@ -70,7 +80,18 @@ class NativeNexus:
         parameters: Mapping[str, Any] | None,
         dry_run: bool,
         execution: str | None,
-        callback: Callable[[dict[str, Any] | None, BaseException | None], None],
+        caller: str | None,
+        callback: Callable[[Any, BaseException | None], None],
+    ) -> NativeTask: ...
+    def call_tool(
+        self, name: str, arguments: object, caller: str | None
+    ) -> dict[str, Any]: ...
+    def call_tool_async(
+        self,
+        name: str,
+        arguments: object,
+        caller: str | None,
+        callback: Callable[[Any, BaseException | None], None],
     ) -> NativeTask: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...

@@ -9,23 +9,27 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from anda import _anda
 from anda.errors import AndaError, StoreError, error_from_response
+from anda.tools import ToolResult
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["Command", "Execution", "Nexus", "default_nexus", "execute_kip"]
+__all__ = ["Command", "Execution", "Nexus", "Tenancy", "default_nexus", "execute_kip"]
 
 #: One command, or a batch: each item a command or a ``(command, parameters)`` pair.
 Command = str | Sequence[str | tuple[str, Mapping[str, Any] | None]]
 #: How the operations of a batch relate to one another.
 Execution = Literal["sequence", "independent", "atomic"]
+#: How callers are bound to memory: one shared memory, or one per caller.
+Tenancy = Literal["shared", "per_caller"]
 
 _EXECUTIONS = ("sequence", "independent", "atomic")
+_TENANCIES = ("shared", "per_caller")
 
 # Stores still open, closed (and so flushed) at interpreter exit.
 _open_stores: weakref.WeakSet[Nexus] = weakref.WeakSet()
@@ -43,6 +47,14 @@ class Nexus:
         readonly: refuse every state-changing command with a
             :class:`anda.KipProtocolError` (code ``ReadonlyViolation``). A
             read-only directory store must already exist.
+        tenancy: ``"shared"`` (the default): one memory, and every call runs
+            as the store's owner whatever ``caller`` it names.
+            ``"per_caller"``: every ``caller`` runs as its own Principal in a
+            MemorySpace it owns (the engine's ``Tenancy::PerCallerSpace``), so
+            what one caller writes no other caller can read, search, describe
+            or overwrite; a call with no caller is anonymous and may do
+            nothing. See :func:`anda.caller_principal` for how an id maps to
+            a Principal.
 
     A directory can be open in one Nexus at a time; a second one, in this
     process or another, raises :class:`anda.StoreLockedError`. A Nexus is safe
@@ -69,6 +81,7 @@ class Nexus:
         *,
         name: str = _anda.DEFAULT_DB_NAME,
         readonly: bool = False,
+        tenancy: Tenancy = "shared",
     ) -> None:
         if path is not None:
             path = os.fspath(path)
@@ -82,7 +95,9 @@ class Nexus:
         if not isinstance(name, str):
             raise TypeError(f"name must be str, not {type(name).__name__}")
         _check_bool("readonly", readonly)
-        self._native = _anda.NativeNexus(path, name, readonly)
+        if tenancy not in _TENANCIES:
+            raise ValueError(f"tenancy must be one of {_TENANCIES}, not {tenancy!r}")
+        self._native = _anda.NativeNexus(path, name, readonly, tenancy)
         _open_stores.add(self)
 
     @property
@@ -97,6 +112,11 @@ class Nexus:
         return self._native.readonly
 
     @property
+    def tenancy(self) -> Tenancy:
+        """``"shared"`` or ``"per_caller"``: how callers are bound to memory."""
+        return "per_caller" if self._native.tenancy == "per_caller" else "shared"
+
+    @property
     def closed(self) -> bool:
         """Whether :meth:`close` has been called."""
         return self._native.closed
@@ -108,6 +128,7 @@ class Nexus:
         dry_run: bool = False,
         *,
         execution: Execution | None = None,
+        caller: str | None = None,
     ) -> dict[str, Any]:
         """Runs a KIP command (KQL, KML or META) and returns the response envelope.
 
@@ -124,6 +145,9 @@ class Nexus:
                 which the pinned engine refuses (``UnsupportedCapability``):
                 for all-or-nothing, send one ``MUTATE { ... }`` command.
                 At most 256 operations per batch.
+            caller: who the call runs as, under ``tenancy="per_caller"``: a
+                Principal's text or any other string id (ignored by a shared
+                store).
 
         Returns:
             The engine's response as plain Python objects:
@@ -157,7 +181,8 @@ class Nexus:
         """
         batch, mode = _normalise(command, execution, self._native.readonly)
         _check_bool("dry_run", dry_run)
-        response = self._native.execute(batch, parameters, dry_run, mode)
+        _check_caller(caller)
+        response = self._native.execute(batch, parameters, dry_run, mode, caller)
         return _checked(response)
 
     async def execute_kip_async(
@@ -167,6 +192,7 @@ class Nexus:
         dry_run: bool = False,
         *,
         execution: Execution | None = None,
+        caller: str | None = None,
     ) -> dict[str, Any]:
         """:meth:`execute_kip` for ``asyncio``: same arguments, same result.
 
@@ -181,25 +207,75 @@ class Nexus:
         >>> asyncio.run(main())
         'succeeded'
         """
-        import asyncio
-
         batch, mode = _normalise(command, execution, self._native.readonly)
         _check_bool("dry_run", dry_run)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[dict[str, Any]] = loop.create_future()
-
-        def deliver(result: dict[str, Any] | None, error: BaseException | None) -> None:
-            # A closed loop (RuntimeError) means nobody is waiting any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, future, result, error)
-
-        task = self._native.execute_async(batch, parameters, dry_run, mode, deliver)
-        try:
-            response = await future
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
+        _check_caller(caller)
+        response = await _awaited(
+            lambda deliver: self._native.execute_async(
+                batch, parameters, dry_run, mode, caller, deliver
+            )
+        )
         return _checked(response)
+
+    def call_tool(
+        self, name: str, arguments: str | Mapping[str, Any], *, caller: str | None = None
+    ) -> ToolResult:
+        """Runs a model's call of ``execute_kip`` or ``execute_kip_readonly``.
+
+        Args:
+            name: the tool the model called.
+            arguments: exactly what the model produced, as JSON text or a
+                dict: ``command`` or ``operations``, and optionally
+                ``parameters``, ``dry_run``, ``execution``, ``read``. They are
+                read by the engine's own tool-argument type, as anda_engine
+                runs its tool.
+            caller: who the call runs as (see ``tenancy``).
+
+        Returns:
+            A :class:`anda.tools.ToolResult`. Arguments that are malformed or
+            invalid, and commands the engine refuses, do not raise: they come
+            back with ``is_error=True`` and the engine's error in the
+            response, for the model to read and correct.
+            ``execute_kip_readonly`` takes the read-only path even on a
+            writable store.
+
+        Raises:
+            ValueError: ``name`` is not one of the two tools.
+            anda.NexusClosedError: the Nexus is closed.
+
+        >>> import anda, json
+        >>> upsert = 'UPSERT CONCEPT ?p { MATCH { type: "Person", key: :k } }'
+        >>> with anda.Nexus() as nexus:
+        ...     # JSON text, as a model's tool call carries it:
+        ...     written = nexus.call_tool(
+        ...         "execute_kip", json.dumps({"command": upsert, "parameters": {"k": "ada"}})
+        ...     )
+        ...     refused = nexus.call_tool("execute_kip_readonly", {"command": upsert})
+        >>> written.is_error, refused.is_error, refused.response["error"]["code"]
+        (False, True, 'ReadonlyViolation')
+        """
+        _check_tool_call(name, caller)
+        return ToolResult.from_response(self._native.call_tool(name, arguments, caller))
+
+    async def call_tool_async(
+        self, name: str, arguments: str | Mapping[str, Any], *, caller: str | None = None
+    ) -> ToolResult:
+        """:meth:`call_tool` for ``asyncio``: same arguments, same result.
+
+        >>> import anda, asyncio
+        >>> async def main():
+        ...     with anda.Nexus() as nexus:
+        ...         return await nexus.call_tool_async(
+        ...             "execute_kip_readonly", {"command": "DESCRIBE PRIMER"}
+        ...         )
+        >>> asyncio.run(main()).is_error
+        False
+        """
+        _check_tool_call(name, caller)
+        response = await _awaited(
+            lambda deliver: self._native.call_tool_async(name, arguments, caller, deliver)
+        )
+        return ToolResult.from_response(response)
 
     def flush(self) -> None:
         """Writes everything pending to storage without closing.
@@ -245,6 +321,39 @@ def _has_entries(path: str) -> bool:
         return False
 
 
+def _check_caller(caller: object) -> None:
+    if caller is not None and not isinstance(caller, str):
+        raise TypeError(f"caller must be str or None, not {type(caller).__name__}")
+
+
+def _check_tool_call(name: object, caller: object) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be str, not {type(name).__name__}")
+    _check_caller(caller)
+
+
+async def _awaited(
+    start: Callable[[Callable[[Any, BaseException | None], None]], _anda.NativeTask],
+) -> Any:
+    """Starts a native call and awaits its callback; cancelling aborts the call."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def deliver(result: Any, error: BaseException | None) -> None:
+        # A closed loop (RuntimeError) means nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, future, result, error)
+
+    task = start(deliver)
+    try:
+        return await future
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+
+
 def _check_bool(name: str, value: object) -> None:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be bool, not {type(value).__name__}")
@@ -288,17 +397,13 @@ def _checked(response: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
-def _settle(
-    future: asyncio.Future[dict[str, Any]],
-    result: dict[str, Any] | None,
-    error: BaseException | None,
-) -> None:
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     if future.done():
         return
     if error is not None:
         future.set_exception(error)
     else:
-        future.set_result(result)  # type: ignore[arg-type]
+        future.set_result(result)
 
 
 _default_lock = threading.Lock()
@@ -326,6 +431,8 @@ def execute_kip(
     command: str,
     parameters: Mapping[str, Any] | None = None,
     dry_run: bool = False,
+    *,
+    caller: str | None = None,
 ) -> dict[str, Any]:
     """Runs a KIP command on the process-wide default store (see :func:`default_nexus`).
 
@@ -335,7 +442,7 @@ def execute_kip(
     >>> anda.execute_kip("DESCRIBE PRIMER")["status"]
     'succeeded'
     """
-    return default_nexus().execute_kip(command, parameters, dry_run)
+    return default_nexus().execute_kip(command, parameters, dry_run, caller=caller)
 
 
 @atexit.register

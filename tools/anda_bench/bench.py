@@ -295,10 +295,10 @@ def _conversion(nexus: Any, data: dict[str, Any], iterations: int) -> dict[str, 
         direct, via_json = [], []
         for _ in range(iterations):
             t = time.perf_counter_ns()
-            native.execute(query["command"], parameters, False, None)
+            native.execute(query["command"], parameters, False, None, None)
             direct.append(time.perf_counter_ns() - t)
             t = time.perf_counter_ns()
-            json.loads(native._execute_json(query["command"], parameters, False, None))
+            json.loads(native._execute_json(query["command"], parameters, False, None, None))
             via_json.append(time.perf_counter_ns() - t)
         report[name] = {
             "objects_in_rust_median_us": statistics.median(direct) / 1000,

@@ -5,7 +5,7 @@
 //! runtime built like the binding's. Prints raw samples as JSON on stdout; the
 //! Python driver computes the statistics for both sides the same way.
 use anda_embedded::{
-    DEFAULT_DB_NAME, EmbeddedNexus, Execution, ExecutionMode, KipOperation, Location, Operation,
+    EmbeddedNexus, Execution, ExecutionMode, KipOperation, Location, OpenOptions, Operation, Principal,
 };
 use anda_engine::memory::KipArgs;
 use serde_json::{Map, Value, json};
@@ -67,13 +67,15 @@ fn args(command: &Value, parameters: Option<&Value>, execution: Option<&str>) ->
 }
 
 async fn run(workload: &Value) -> Value {
-    let store = EmbeddedNexus::open(Location::InMemory, DEFAULT_DB_NAME)
+    let store = EmbeddedNexus::open(Location::InMemory, &OpenOptions::default())
         .await
         .expect("store opens");
 
     let started = Instant::now();
     for batch in workload["load"].as_array().expect("load batches") {
-        let response = store.execute(args(batch, None, None), false).await;
+        let response = store
+            .execute(args(batch, None, None), false, &Principal::anonymous())
+            .await;
         assert_eq!(
             serde_json::to_value(response.status).unwrap(),
             json!("succeeded"),
@@ -96,7 +98,7 @@ async fn run(workload: &Value) -> Value {
         for i in 0..warmup + iterations {
             let call = args(&query["command"], Some(&sets[i % sets.len()]), execution);
             let t = Instant::now();
-            let response = store.execute(call, false).await;
+            let response = store.execute(call, false, &Principal::anonymous()).await;
             // The binding hands the caller plain values; the native side's
             // equivalent is the serialised response.
             let value = serde_json::to_value(&response).expect("response encodes");

@@ -7,20 +7,25 @@
 //! binding and the native benchmark both go through this crate, so what the
 //! benchmark measures is the path the binding takes.
 
+mod caller;
 mod lock;
+mod tools;
 
 use anda_cognitive_nexus::{CognitiveNexus, nexus::DEFAULT_SPACE, profiles};
 use anda_db::database::{AndaDB, DBConfig};
 use anda_engine::memory::{KipArgs, MemoryManagement};
+pub use anda_engine::memory::Tenancy;
 use anda_kip::{Request, Response, execute_request, execute_request_readonly};
 use anda_object_store::MetaStoreBuilder;
-use candid::Principal;
+pub use candid::Principal;
 use object_store::{ObjectStore, local::LocalFileSystem, memory::InMemory};
 use std::{fmt, path::PathBuf, sync::Arc};
 
 pub use anda_engine::memory::KipOperation;
 pub use anda_kip::{Execution, ExecutionMode, KIP_VERSION, Operation};
+pub use caller::caller_principal;
 use lock::DirectoryLock;
+pub use tools::{ToolName, agent_texts, invalid_arguments, tool_definition};
 
 /// The anda_engine version this build links.
 pub const ANDA_ENGINE_VERSION: &str = env!("ANDA_ENGINE_VERSION");
@@ -100,6 +105,24 @@ fn engine_error(context: &str) -> impl FnOnce(String) -> StoreError + '_ {
     move |message| StoreError::Engine(format!("{context}: {message}"))
 }
 
+/// How a store is opened, beyond where it lives.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// The database name inside the store.
+    pub name: String,
+    /// How callers are bound to identity and Space.
+    pub tenancy: Tenancy,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            name: DEFAULT_DB_NAME.to_string(),
+            tenancy: Tenancy::Shared,
+        }
+    }
+}
+
 /// One open store: AndaDB + Cognitive Nexus + the engine's memory.
 pub struct EmbeddedNexus {
     memory: Arc<MemoryManagement>,
@@ -122,7 +145,7 @@ impl EmbeddedNexus {
     ///
     /// Activation is idempotent: reopening a store whose packages are already
     /// in force changes nothing.
-    pub async fn open(location: Location, name: &str) -> Result<Self, StoreError> {
+    pub async fn open(location: Location, options: &OpenOptions) -> Result<Self, StoreError> {
         let (object_store, lock): (Arc<dyn ObjectStore>, _) = match &location {
             Location::InMemory => (Arc::new(InMemory::new()), None),
             Location::Directory(path) => {
@@ -147,7 +170,7 @@ impl EmbeddedNexus {
         };
 
         let config = DBConfig {
-            name: name.to_string(),
+            name: options.name.clone(),
             ..DBConfig::default()
         };
         let db = Arc::new(
@@ -171,7 +194,8 @@ impl EmbeddedNexus {
         let memory = MemoryManagement::connect(db, nexus.clone())
             .await
             .map_err(|err| err.to_string())
-            .map_err(engine_error("cannot open the engine memory"))?;
+            .map_err(engine_error("cannot open the engine memory"))?
+            .with_tenancy(options.tenancy);
 
         Ok(Self {
             memory: Arc::new(memory),
@@ -181,30 +205,36 @@ impl EmbeddedNexus {
         })
     }
 
-    /// Executes the model-facing KIP tool arguments, as the engine's
-    /// `execute_kip` tool does (or `execute_kip_readonly` when `readonly`).
+    /// Executes the model-facing KIP tool arguments for `caller`, as the
+    /// engine's `execute_kip` tool does (or `execute_kip_readonly` when
+    /// `readonly`).
     ///
     /// Never fails: every problem, envelope errors included, is reported in
     /// the response, which is what the engine's tools return too.
-    pub async fn execute(&self, args: KipArgs, readonly: bool) -> Response {
+    pub async fn execute(&self, args: KipArgs, readonly: bool, caller: &Principal) -> Response {
         let request = if readonly {
             args.into_readonly_request()
         } else {
             args.into_request()
         };
         match request {
-            Ok(request) => self.execute_request(request, readonly).await,
+            Ok(request) => self.execute_request(request, readonly, caller).await,
             Err(err) => Response::from(err),
         }
     }
 
     /// Executes a wire request envelope, bound to the caller's session and
-    /// Space the way the engine binds a tool call.
-    pub async fn execute_request(&self, mut request: Request, readonly: bool) -> Response {
-        // The embedded store is the process's own memory: under the engine's
-        // default `Tenancy::Shared` every caller runs as the system Principal.
-        let caller = Principal::anonymous();
-        let session = match self.memory.session_for(&caller, &mut request).await {
+    /// Space the way the engine binds a tool call: under `Tenancy::Shared`
+    /// every caller runs as the system Principal; under
+    /// `Tenancy::PerCallerSpace` each caller in a Space of its own, and the
+    /// anonymous Principal with no rights at all.
+    pub async fn execute_request(
+        &self,
+        mut request: Request,
+        readonly: bool,
+        caller: &Principal,
+    ) -> Response {
+        let session = match self.memory.session_for(caller, &mut request).await {
             Ok(session) => session,
             Err(err) => return Response::from(err),
         };
@@ -213,6 +243,30 @@ impl EmbeddedNexus {
         } else {
             execute_request(&session, &request).await
         }
+    }
+
+    /// Runs a model's call of one of the engine's KIP tools, with the
+    /// arguments exactly as the model produced them. `execute_kip_readonly`
+    /// takes the read-only path even on a writable store.
+    pub async fn call_tool(
+        &self,
+        tool: ToolName,
+        arguments: serde_json::Value,
+        store_readonly: bool,
+        caller: &Principal,
+    ) -> Response {
+        match tools::tool_args(arguments) {
+            Ok(args) => {
+                let readonly = store_readonly || tool == ToolName::ExecuteKipReadonly;
+                self.execute(args, readonly, caller).await
+            }
+            Err(response) => response,
+        }
+    }
+
+    /// How this store binds callers.
+    pub fn tenancy(&self) -> Tenancy {
+        self.memory.tenancy()
     }
 
     /// Writes everything pending to storage.
@@ -275,11 +329,15 @@ mod tests {
     #[test]
     fn in_memory_store_answers_describe_primer() {
         runtime().block_on(async {
-            let store = EmbeddedNexus::open(Location::InMemory, DEFAULT_DB_NAME)
+            let store = EmbeddedNexus::open(Location::InMemory, &OpenOptions::default())
                 .await
                 .unwrap();
             let response = store
-                .execute(single_command("DESCRIBE PRIMER".into(), None, false), false)
+                .execute(
+                    single_command("DESCRIBE PRIMER".into(), None, false),
+                    false,
+                    &Principal::anonymous(),
+                )
                 .await;
             assert_eq!(response.status, TopLevelStatus::Succeeded, "{response:?}");
             store.close().await.unwrap();
@@ -289,12 +347,16 @@ mod tests {
     #[test]
     fn readonly_refuses_writes() {
         runtime().block_on(async {
-            let store = EmbeddedNexus::open(Location::InMemory, DEFAULT_DB_NAME)
+            let store = EmbeddedNexus::open(Location::InMemory, &OpenOptions::default())
                 .await
                 .unwrap();
             let write = r#"UPSERT CONCEPT ?p { MATCH { type: "Person", key: "ro" } SET FIELDS { name: "R" } }"#;
             let response = store
-                .execute(single_command(write.into(), None, false), true)
+                .execute(
+                    single_command(write.into(), None, false),
+                    true,
+                    &Principal::anonymous(),
+                )
                 .await;
             assert_eq!(response.status, TopLevelStatus::Failed);
             let code = response.error.map(|e| e.code);
@@ -308,18 +370,18 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let rt = runtime();
         rt.block_on(async {
-            let first = EmbeddedNexus::open(Location::Directory(dir.clone()), DEFAULT_DB_NAME)
+            let first = EmbeddedNexus::open(Location::Directory(dir.clone()), &OpenOptions::default())
                 .await
                 .unwrap();
             let second =
-                EmbeddedNexus::open(Location::Directory(dir.clone()), DEFAULT_DB_NAME).await;
+                EmbeddedNexus::open(Location::Directory(dir.clone()), &OpenOptions::default()).await;
             assert!(
                 matches!(second, Err(StoreError::Locked { .. })),
                 "{second:?}"
             );
             first.close().await.unwrap();
             drop(first);
-            let again = EmbeddedNexus::open(Location::Directory(dir.clone()), DEFAULT_DB_NAME)
+            let again = EmbeddedNexus::open(Location::Directory(dir.clone()), &OpenOptions::default())
                 .await
                 .unwrap();
             again.close().await.unwrap();

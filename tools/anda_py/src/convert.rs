@@ -50,13 +50,18 @@ impl ConversionError {
         self
     }
 
-    /// The Python exception, naming the value as `root` + its path.
-    pub fn into_pyerr(self, root: &str) -> PyErr {
+    /// What went wrong, naming the value as `root` + its path.
+    pub fn describe(&self, root: &str) -> String {
         let mut location = root.to_string();
         for segment in self.path.iter().rev() {
             location.push_str(segment);
         }
-        let message = format!("{location}: {}", self.message);
+        format!("{location}: {}", self.message)
+    }
+
+    /// The Python exception, naming the value as `root` + its path.
+    pub fn into_pyerr(self, root: &str) -> PyErr {
+        let message = self.describe(root);
         match self.kind {
             Kind::Type => PyTypeError::new_err(message),
             Kind::Value => PyValueError::new_err(message),

@@ -14,7 +14,37 @@ mod _anda {
     #[pymodule_export]
     use super::nexus::{NativeNexus, NativeTask};
 
+    use anda_embedded::{ToolName, tool_definition};
     use pyo3::prelude::*;
+
+    /// The engine's function definitions of its KIP tools, as the pinned
+    /// crates ship them: `execute_kip` then `execute_kip_readonly`, or only
+    /// the latter with `readonly`.
+    #[pyfunction]
+    #[pyo3(signature = (readonly))]
+    fn tool_definitions(py: Python<'_>, readonly: bool) -> PyResult<Vec<Bound<'_, PyAny>>> {
+        let tools: &[ToolName] = if readonly {
+            &[ToolName::ExecuteKipReadonly]
+        } else {
+            &[ToolName::ExecuteKip, ToolName::ExecuteKipReadonly]
+        };
+        tools
+            .iter()
+            .map(|tool| crate::convert::to_python(py, &tool_definition(*tool)))
+            .collect()
+    }
+
+    /// The agent-facing documents anda_kip ships, by name.
+    #[pyfunction]
+    fn agent_texts() -> Vec<(&'static str, &'static str)> {
+        anda_embedded::agent_texts().to_vec()
+    }
+
+    /// The Principal (as text) that a caller id runs as.
+    #[pyfunction]
+    fn caller_principal(caller: &str) -> String {
+        anda_embedded::caller_principal(caller).to_text()
+    }
 
     /// Panics inside an engine task. A test hook: it proves that a panic on the
     /// runtime reaches Python as `anda.EnginePanicError` instead of an abort.

@@ -9,7 +9,10 @@ use crate::{
     errors,
     runtime::{self, Outcome},
 };
-use anda_embedded::{EmbeddedNexus, ExecutionMode, KipOperation, Location, Operation};
+use anda_embedded::{
+    EmbeddedNexus, ExecutionMode, KipOperation, Location, OpenOptions, Operation, Principal,
+    Tenancy, ToolName, caller_principal, invalid_arguments,
+};
 use anda_engine::memory::KipArgs;
 use anda_kip::Response;
 use pyo3::{
@@ -17,6 +20,7 @@ use pyo3::{
     prelude::*,
     types::{PyList, PyString, PyTuple},
 };
+use serde_json::Value;
 use std::{
     path::PathBuf,
     sync::{
@@ -36,6 +40,7 @@ pub struct NativeNexus {
     closed: AtomicBool,
     readonly: bool,
     path: Option<PathBuf>,
+    tenancy: Tenancy,
     /// The process that opened the store; a forked child must not use it.
     pid: u32,
 }
@@ -57,22 +62,30 @@ impl NativeTask {
 #[pymethods]
 impl NativeNexus {
     #[new]
-    #[pyo3(signature = (path, name, readonly))]
-    fn new(py: Python<'_>, path: Option<PathBuf>, name: String, readonly: bool) -> PyResult<Self> {
+    #[pyo3(signature = (path, name, readonly, tenancy))]
+    fn new(
+        py: Python<'_>,
+        path: Option<PathBuf>,
+        name: String,
+        readonly: bool,
+        tenancy: &str,
+    ) -> PyResult<Self> {
         let location = match &path {
             None => Location::InMemory,
             Some(path) => Location::Directory(path.clone()),
         };
-        let store = runtime::block_on(
-            py,
-            async move { EmbeddedNexus::open(location, &name).await },
-        )?
+        let tenancy = tenancy_from_name(tenancy)?;
+        let options = OpenOptions { name, tenancy };
+        let store = runtime::block_on(py, async move {
+            EmbeddedNexus::open(location, &options).await
+        })?
         .map_err(errors::from_store_error)?;
         Ok(Self {
             store: Arc::new(RwLock::new(Some(Arc::new(store)))),
             closed: AtomicBool::new(false),
             readonly,
             path,
+            tenancy,
             pid: std::process::id(),
         })
     }
@@ -92,9 +105,17 @@ impl NativeNexus {
         self.path.clone()
     }
 
+    #[getter]
+    fn tenancy(&self) -> &'static str {
+        match self.tenancy {
+            Tenancy::Shared => "shared",
+            Tenancy::PerCallerSpace => "per_caller",
+        }
+    }
+
     /// Runs one command (a `str`) or a batch (a list of `(command, parameters)`
     /// tuples) and returns the response envelope as a dict.
-    #[pyo3(signature = (command, parameters, dry_run, execution))]
+    #[pyo3(signature = (command, parameters, dry_run, execution, caller))]
     fn execute<'py>(
         &self,
         py: Python<'py>,
@@ -102,15 +123,16 @@ impl NativeNexus {
         parameters: &Bound<'py, PyAny>,
         dry_run: bool,
         execution: Option<&str>,
+        caller: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (store, args, readonly) = self.prepare(command, parameters, dry_run, execution)?;
-        let response = runtime::block_on(py, run(store, args, readonly))??;
+        let job = self.kip_job(command, parameters, dry_run, execution, caller)?;
+        let response = runtime::block_on(py, run(job))??;
         convert::to_python(py, &response)
     }
 
     /// The same call, returning the response as JSON text encoded off the GIL.
     /// `nox -s bench` compares it with building the objects in Rust.
-    #[pyo3(signature = (command, parameters, dry_run, execution))]
+    #[pyo3(signature = (command, parameters, dry_run, execution, caller))]
     fn _execute_json(
         &self,
         py: Python<'_>,
@@ -118,30 +140,59 @@ impl NativeNexus {
         parameters: &Bound<'_, PyAny>,
         dry_run: bool,
         execution: Option<&str>,
+        caller: Option<&str>,
     ) -> PyResult<String> {
-        let (store, args, readonly) = self.prepare(command, parameters, dry_run, execution)?;
+        let job = self.kip_job(command, parameters, dry_run, execution, caller)?;
         runtime::block_on(py, async move {
-            let response = respond(store, args, readonly).await?;
+            let response = respond(job).await?;
             serde_json::to_string(&response).map_err(encode_error)
         })?
     }
 
     /// Starts the same call without waiting; `callback(result, error)` is called
     /// from an engine thread with exactly one of the two set.
-    #[pyo3(signature = (command, parameters, dry_run, execution, callback))]
+    #[pyo3(signature = (command, parameters, dry_run, execution, caller, callback))]
     fn execute_async(
         &self,
         command: &Bound<'_, PyAny>,
         parameters: &Bound<'_, PyAny>,
         dry_run: bool,
         execution: Option<&str>,
+        caller: Option<&str>,
         callback: Py<PyAny>,
     ) -> PyResult<NativeTask> {
-        let (store, args, readonly) = self.prepare(command, parameters, dry_run, execution)?;
-        let handle = runtime::spawn(run(store, args, readonly), move |outcome| {
-            Python::attach(|py| deliver(py, &callback, outcome));
-        })?;
-        Ok(NativeTask { handle })
+        let job = self.kip_job(command, parameters, dry_run, execution, caller)?;
+        start(job, callback)
+    }
+
+    /// Runs a model's call of `execute_kip` or `execute_kip_readonly`:
+    /// `arguments` is the JSON text or the mapping the model produced.
+    /// Arguments that do not fit come back as a failed response, not as an
+    /// exception; an unknown tool name is a `ValueError`.
+    #[pyo3(signature = (name, arguments, caller))]
+    fn call_tool<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        arguments: &Bound<'py, PyAny>,
+        caller: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let job = self.tool_job(name, arguments, caller)?;
+        let response = runtime::block_on(py, run(job))??;
+        convert::to_python(py, &response)
+    }
+
+    /// [`Self::call_tool`] without waiting, as `execute_async`.
+    #[pyo3(signature = (name, arguments, caller, callback))]
+    fn call_tool_async(
+        &self,
+        name: &str,
+        arguments: &Bound<'_, PyAny>,
+        caller: Option<&str>,
+        callback: Py<PyAny>,
+    ) -> PyResult<NativeTask> {
+        let job = self.tool_job(name, arguments, caller)?;
+        start(job, callback)
     }
 
     /// Writes everything pending to storage.
@@ -194,17 +245,49 @@ impl NativeNexus {
         std::mem::forget(self.store.clone());
     }
 
-    /// Everything a call needs, checked and converted before any engine work.
-    fn prepare(
+    /// Everything a KIP call needs, checked and converted before any engine work.
+    fn kip_job(
         &self,
         command: &Bound<'_, PyAny>,
         parameters: &Bound<'_, PyAny>,
         dry_run: bool,
         execution: Option<&str>,
-    ) -> PyResult<(SharedStore, KipArgs, bool)> {
+        caller: Option<&str>,
+    ) -> PyResult<Job> {
         let store = self.store_handle()?;
         let args = kip_args(command, parameters, dry_run, execution)?;
-        Ok((store, args, self.readonly))
+        Ok(Job {
+            store,
+            caller: principal(caller),
+            work: Work::Kip {
+                args,
+                readonly: self.readonly,
+            },
+        })
+    }
+
+    /// Everything a tool call needs. Only the tool's name can make it fail.
+    fn tool_job(
+        &self,
+        name: &str,
+        arguments: &Bound<'_, PyAny>,
+        caller: Option<&str>,
+    ) -> PyResult<Job> {
+        let store = self.store_handle()?;
+        let tool = ToolName::from_name(name).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "unknown tool {name:?}: anda runs 'execute_kip' and 'execute_kip_readonly'"
+            ))
+        })?;
+        Ok(Job {
+            store,
+            caller: principal(caller),
+            work: Work::Tool {
+                tool,
+                arguments: tool_arguments(arguments),
+                readonly: self.readonly,
+            },
+        })
     }
 
     fn store_handle(&self) -> PyResult<SharedStore> {
@@ -243,26 +326,93 @@ async fn close_store(store: SharedStore) -> PyResult<()> {
     }
 }
 
+/// One engine call, prepared on the calling thread and run on the runtime.
+struct Job {
+    store: SharedStore,
+    caller: Principal,
+    work: Work,
+}
+
+enum Work {
+    Kip {
+        args: KipArgs,
+        readonly: bool,
+    },
+    Tool {
+        tool: ToolName,
+        /// The model's arguments as JSON, or the failed response they earn.
+        arguments: Result<Value, Response>,
+        readonly: bool,
+    },
+}
+
 /// Executes on the engine, holding the store open for the whole call.
-async fn respond(store: SharedStore, args: KipArgs, readonly: bool) -> PyResult<Response> {
-    let guard = store.read_owned().await;
+async fn respond(job: Job) -> PyResult<Response> {
+    let guard = job.store.read_owned().await;
     let Some(nexus) = guard.as_ref() else {
         return Err(errors::closed_error(CLOSED_MESSAGE));
     };
-    Ok(nexus.execute(args, readonly).await)
+    Ok(match job.work {
+        Work::Kip { args, readonly } => nexus.execute(args, readonly, &job.caller).await,
+        Work::Tool {
+            tool,
+            arguments,
+            readonly,
+        } => match arguments {
+            Ok(arguments) => {
+                nexus
+                    .call_tool(tool, arguments, readonly, &job.caller)
+                    .await
+            }
+            Err(response) => response,
+        },
+    })
 }
 
 /// Executes and encodes the response while still off the GIL.
-async fn run(store: SharedStore, args: KipArgs, readonly: bool) -> PyResult<serde_json::Value> {
-    let response = respond(store, args, readonly).await?;
+async fn run(job: Job) -> PyResult<Value> {
+    let response = respond(job).await?;
     serde_json::to_value(&response).map_err(encode_error)
+}
+
+fn start(job: Job, callback: Py<PyAny>) -> PyResult<NativeTask> {
+    let handle = runtime::spawn(run(job), move |outcome| {
+        Python::attach(|py| deliver(py, &callback, outcome));
+    })?;
+    Ok(NativeTask { handle })
+}
+
+/// The anonymous Principal when no caller is named.
+fn principal(caller: Option<&str>) -> Principal {
+    caller.map_or_else(Principal::anonymous, caller_principal)
+}
+
+/// A model's tool arguments as JSON: text is parsed, anything else converted
+/// under the engine's rules; what fails becomes the model's error result.
+fn tool_arguments(arguments: &Bound<'_, PyAny>) -> Result<Value, Response> {
+    if let Ok(text) = arguments.cast::<PyString>() {
+        let text = convert::to_utf8(text).map_err(|err| invalid_arguments(&err.describe("arguments")))?;
+        return serde_json::from_str(&text)
+            .map_err(|err| invalid_arguments(&format!("not valid JSON: {err}")));
+    }
+    convert::to_json(arguments, 0).map_err(|err| invalid_arguments(&err.describe("arguments")))
+}
+
+fn tenancy_from_name(name: &str) -> PyResult<Tenancy> {
+    match name {
+        "shared" => Ok(Tenancy::Shared),
+        "per_caller" => Ok(Tenancy::PerCallerSpace),
+        other => Err(PyValueError::new_err(format!(
+            "tenancy must be 'shared' or 'per_caller', not {other:?}"
+        ))),
+    }
 }
 
 fn encode_error(err: serde_json::Error) -> PyErr {
     errors::store_error(format!("cannot encode the engine response: {err}"))
 }
 
-fn deliver(py: Python<'_>, callback: &Py<PyAny>, outcome: Outcome<PyResult<serde_json::Value>>) {
+fn deliver(py: Python<'_>, callback: &Py<PyAny>, outcome: Outcome<PyResult<Value>>) {
     let (result, error) = match outcome {
         Ok(Ok(value)) => match convert::to_python(py, &value) {
             Ok(object) => (object, py.None().into_bound(py)),

@@ -1,0 +1,72 @@
+"""The one idea every door hangs off: a memory is anything that executes KIP.
+
+An embedded :class:`anda.Nexus` is one; the LLM tools, the MCP server and the
+command line take any object with these methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from anda._nexus import Command, Execution
+    from anda.tools import ToolResult
+
+__all__ = ["Memory"]
+
+
+@runtime_checkable
+class Memory(Protocol):
+    """What the doors (tools, MCP, command line) need of a memory.
+
+    >>> import anda
+    >>> with anda.Nexus() as nexus:
+    ...     isinstance(nexus, anda.Memory)
+    True
+    """
+
+    @property
+    def readonly(self) -> bool:
+        """Whether state-changing commands are refused."""
+        ...
+
+    def execute_kip(
+        self,
+        command: Command,
+        parameters: Mapping[str, Any] | None = None,
+        dry_run: bool = False,
+        *,
+        execution: Execution | None = None,
+        caller: str | None = None,
+    ) -> dict[str, Any]:
+        """Runs KIP and returns the response envelope; raises ``KipError``."""
+        ...
+
+    async def execute_kip_async(
+        self,
+        command: Command,
+        parameters: Mapping[str, Any] | None = None,
+        dry_run: bool = False,
+        *,
+        execution: Execution | None = None,
+        caller: str | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`execute_kip` for ``asyncio``."""
+        ...
+
+    def call_tool(
+        self, name: str, arguments: str | Mapping[str, Any], *, caller: str | None = None
+    ) -> ToolResult:
+        """Runs a model's tool call; errors come back in the result."""
+        ...
+
+    async def call_tool_async(
+        self, name: str, arguments: str | Mapping[str, Any], *, caller: str | None = None
+    ) -> ToolResult:
+        """:meth:`call_tool` for ``asyncio``."""
+        ...
+
+    def close(self) -> None:
+        """Releases the memory; idempotent."""
+        ...
