@@ -229,7 +229,8 @@ class _LineReader:
     def __init__(self, proc: subprocess.Popen[str]) -> None:
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._errors: list[str] = []
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         threading.Thread(target=self._pump, args=(proc.stdout,), daemon=True).start()
         threading.Thread(target=self._errors.extend, args=(proc.stderr,), daemon=True).start()
 

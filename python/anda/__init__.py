@@ -11,7 +11,7 @@ a directory on disk.
 Importing is cheap: no store exists until the first call needs one.
 """
 
-from anda import _anda, tools
+from anda import _anda, bulk, tools
 from anda._memory import Memory
 from anda._nexus import Command, Execution, Nexus, Tenancy, default_nexus, execute_kip
 from anda.errors import (
@@ -54,7 +54,6 @@ CRATE_VERSIONS: dict[str, str] = {
 MAX_JSON_DEPTH: int = _anda.MAX_JSON_DEPTH
 #: The largest integer magnitude accepted in parameters (2**53 - 1).
 MAX_SAFE_INTEGER: int = _anda.MAX_SAFE_INTEGER
-
 
 
 def caller_principal(caller: str) -> str:
@@ -112,6 +111,7 @@ __all__ = [
     "StoreLockedError",
     "Tenancy",
     "__version__",
+    "bulk",
     "caller_principal",
     "default_nexus",
     "execute_kip",

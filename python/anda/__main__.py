@@ -1,14 +1,18 @@
 """The command line: ``python -m anda 'DESCRIBE PRIMER'``.
 
-The command comes from the argument, from ``--file PATH``, or from standard
-input (no argument, or ``-``). The response is printed as JSON on standard
-output; when the engine rejects the command, the error goes to standard error
-and the exit status is 1 (2 for a usage error).
+``python -m anda [run] COMMAND`` runs one KIP command. The command comes from
+the argument, from ``--file PATH``, or from standard input (no argument, or
+``-``). The response is printed as JSON on standard output; when the engine
+rejects the command, the error goes to standard error and the exit status is 1
+(2 for a usage error).
+
+Other doors are subcommands: ``python -m anda mcp`` (an MCP server over stdio).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -37,9 +41,28 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--params", default=None, help="parameters as a JSON object")
     parser.add_argument("--dry-run", action="store_true", help="validate and plan only")
     parser.add_argument("--readonly", action="store_true", help="refuse state-changing commands")
+    add_tenancy_arguments(parser)
     parser.add_argument("--compact", action="store_true", help="print JSON on one line")
     parser.add_argument("--version", action="version", version=_version())
     return parser
+
+
+# Subcommands live in their own modules, imported only when asked for: their
+# optional dependencies (the MCP SDK, ...) are never needed by `run`.
+_SUBCOMMANDS = {"mcp": "anda.mcp", "serve": "anda.server"}
+
+
+def add_tenancy_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--tenancy`` and ``--caller``, as every door that opens a store takes them."""
+    parser.add_argument(
+        "--tenancy",
+        choices=("shared", "per_caller"),
+        default="shared",
+        help="one shared memory (default), or one memory per caller",
+    )
+    parser.add_argument(
+        "--caller", default=None, help="who the calls run as (a principal or any id)"
+    )
 
 
 def _version() -> str:
@@ -73,17 +96,26 @@ def _parameters(text: str | None, parser: argparse.ArgumentParser) -> dict[str, 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _SUBCOMMANDS:
+        subcommand = importlib.import_module(_SUBCOMMANDS[argv[0]])
+        status: int = subcommand.main(argv[1:])
+        return status
+    if argv and argv[0] == "run":
+        argv = argv[1:]
     parser = _parser()
     args = parser.parse_args(argv)
     command = _read_command(args, parser)
     parameters = _parameters(args.params, parser)
     indent = None if args.compact else 2
-    options: dict[str, Any] = {"readonly": args.readonly}
+    options: dict[str, Any] = {"readonly": args.readonly, "tenancy": args.tenancy}
     if args.name is not None:
         options["name"] = args.name
     try:
         with anda.Nexus(args.db, **options) as nexus:
-            response = nexus.execute_kip(command, parameters, dry_run=args.dry_run)
+            response = nexus.execute_kip(
+                command, parameters, dry_run=args.dry_run, caller=args.caller
+            )
     except anda.KipError as err:
         print(f"error: {err}", file=sys.stderr)
         if err.response is not None:

@@ -83,8 +83,9 @@ class NativeNexus:
         caller: str | None,
         callback: Callable[[Any, BaseException | None], None],
     ) -> NativeTask: ...
-    def call_tool(
-        self, name: str, arguments: object, caller: str | None
+    def call_tool(self, name: str, arguments: object, caller: str | None) -> dict[str, Any]: ...
+    def write_all(
+        self, commands: list[tuple[str, Mapping[str, Any] | None]], caller: str | None
     ) -> dict[str, Any]: ...
     def call_tool_async(
         self,

@@ -45,6 +45,7 @@ __all__ = [
     "StoreError",
     "StoreLockedError",
     "error_from_response",
+    "first_error",
 ]
 
 
@@ -251,7 +252,9 @@ _BY_CATEGORY: dict[str, type[KipError]] = {
 }
 
 
-def _first_error(response: dict[str, Any]) -> dict[str, Any]:
+def first_error(response: dict[str, Any]) -> dict[str, Any]:
+    """The error of a response that did not succeed: the request's own, else
+    the first failed operation's."""
     error = response.get("error")
     if isinstance(error, dict):
         return error
@@ -279,7 +282,7 @@ def error_from_response(response: dict[str, Any]) -> KipError:
     >>> type(err).__name__, str(err)
     ('KipSyntaxError', 'InvalidSyntax: bad')
     """
-    error = _first_error(response)
+    error = first_error(response)
     category = error.get("category")
     retry = error.get("retry")
     cls = _BY_CATEGORY.get(category, KipError) if isinstance(category, str) else KipError

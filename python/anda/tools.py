@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from anda import _anda
+from anda.errors import first_error
 
 if TYPE_CHECKING:
     from anda._memory import Memory
@@ -80,7 +81,7 @@ class ToolResult:
     >>> import anda
     >>> with anda.Nexus() as nexus:
     ...     result = nexus.call_tool("execute_kip", {"command": "FIND(?x WHERE"})
-    >>> result.is_error, result.response["error"]["code"]
+    >>> result.is_error, result.error["code"]
     (True, 'InvalidSyntax')
     >>> result.content.startswith('{"kip":"2.0"')
     True
@@ -89,6 +90,15 @@ class ToolResult:
     response: dict[str, Any]
     is_error: bool
     content: str
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        """The engine's error (``code``, ``category``, ``message``, ``hint``,
+        ...): the request's, else the first failed operation's; ``None`` on
+        success."""
+        if not self.is_error:
+            return None
+        return first_error(self.response)
 
     @classmethod
     def from_response(cls, response: dict[str, Any]) -> ToolResult:
