@@ -9,10 +9,11 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from anda import _anda
+from anda.bulk import DEFAULT_CHUNK_SIZE, BulkResult, Operation, Write, write_chunks
 from anda.errors import AndaError, StoreError, error_from_response
 from anda.tools import ToolResult
 
@@ -217,6 +218,53 @@ class Nexus:
         )
         return _checked(response)
 
+    def bulk_write(
+        self,
+        operations: Iterable[Operation],
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        progress: Callable[[int], None] | None = None,
+        caller: str | None = None,
+    ) -> BulkResult:
+        """Writes many operations in as few engine transactions as fit.
+
+        Operations are read lazily (a generator or a file's lines keep memory
+        flat whatever their number) and committed ``chunk_size`` at a time,
+        each chunk as ONE ``MUTATE`` transaction. Each operation keeps its
+        own parameters and ``?handles`` (they are renamed apart inside the
+        transaction; values are never written into the KIP text). See
+        :mod:`anda.bulk` for what an operation may be.
+
+        What is atomic: each chunk. A chunk the engine finds too large is
+        split and retried (a refused transaction writes nothing). If a chunk
+        is refused for any other reason, or an operation cannot be sent, the
+        write stops with :class:`anda.bulk.BulkWriteError`: every operation
+        before ``err.committed`` is stored, none after it; resume from there.
+
+        Args:
+            operations: the writes, in order.
+            chunk_size: operations per transaction.
+            progress: called after each transaction with the number of
+                operations committed so far.
+            caller: who the writes run as (see ``tenancy``).
+
+        Returns:
+            A :class:`anda.bulk.BulkResult` (``operations``, ``transactions``).
+
+        >>> import anda
+        >>> with anda.Nexus() as nexus:
+        ...     rows = ({"upsert": {"type": "Person", "key": f"p{i}"}} for i in range(450))
+        ...     nexus.bulk_write(rows)
+        BulkResult(operations=450, transactions=3)
+        """
+        _check_caller(caller)
+        native = self._native
+
+        def commit(chunk: list[Write]) -> None:
+            _checked(native.write_all(chunk, caller))
+
+        return write_chunks(operations, commit, chunk_size=chunk_size, progress=progress)
+
     def call_tool(
         self, name: str, arguments: str | Mapping[str, Any], *, caller: str | None = None
     ) -> ToolResult:
@@ -251,7 +299,7 @@ class Nexus:
         ...         "execute_kip", json.dumps({"command": upsert, "parameters": {"k": "ada"}})
         ...     )
         ...     refused = nexus.call_tool("execute_kip_readonly", {"command": upsert})
-        >>> written.is_error, refused.is_error, refused.response["error"]["code"]
+        >>> written.is_error, refused.is_error, refused.error["code"]
         (False, True, 'ReadonlyViolation')
         """
         _check_tool_call(name, caller)

@@ -7,6 +7,7 @@
 //! binding and the native benchmark both go through this crate, so what the
 //! benchmark measures is the path the binding takes.
 
+mod bulk;
 mod caller;
 mod lock;
 mod tools;
@@ -23,6 +24,7 @@ use std::{fmt, path::PathBuf, sync::Arc};
 
 pub use anda_engine::memory::KipOperation;
 pub use anda_kip::{Execution, ExecutionMode, KIP_VERSION, Operation};
+pub use bulk::{BulkError, WriteCommand, combine as combine_writes};
 pub use caller::caller_principal;
 use lock::DirectoryLock;
 pub use tools::{ToolName, agent_texts, invalid_arguments, tool_definition};
@@ -243,6 +245,23 @@ impl EmbeddedNexus {
         } else {
             execute_request(&session, &request).await
         }
+    }
+
+    /// Commits `commands` (KML writes, each with its own parameters) as one
+    /// engine transaction: all of them, or none.
+    pub async fn write_all(
+        &self,
+        commands: &[WriteCommand],
+        readonly: bool,
+        caller: &Principal,
+    ) -> Result<Response, BulkError> {
+        let (command, parameters) = bulk::combine(commands)?;
+        let args = KipArgs {
+            command: Some(command),
+            parameters: Some(parameters),
+            ..KipArgs::default()
+        };
+        Ok(self.execute(args, readonly, caller).await)
     }
 
     /// Runs a model's call of one of the engine's KIP tools, with the

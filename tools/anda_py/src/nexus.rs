@@ -11,7 +11,7 @@ use crate::{
 };
 use anda_embedded::{
     EmbeddedNexus, ExecutionMode, KipOperation, Location, OpenOptions, Operation, Principal,
-    Tenancy, ToolName, caller_principal, invalid_arguments,
+    Tenancy, ToolName, WriteCommand, caller_principal, invalid_arguments,
 };
 use anda_engine::memory::KipArgs;
 use anda_kip::Response;
@@ -182,6 +182,39 @@ impl NativeNexus {
         convert::to_python(py, &response)
     }
 
+    /// Commits KML writes (a list of `(command, parameters)` tuples) as one
+    /// transaction and returns the response. A command that cannot join the
+    /// transaction raises `ValueError(message, index)`.
+    #[pyo3(signature = (commands, caller))]
+    fn write_all<'py>(
+        &self,
+        py: Python<'py>,
+        commands: &Bound<'py, PyList>,
+        caller: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store_handle()?;
+        let mut writes: Vec<WriteCommand> = Vec::with_capacity(commands.len());
+        for (index, item) in commands.iter().enumerate() {
+            let root = format!("operations[{index}]");
+            let pair = item.cast::<PyTuple>()?;
+            let text = command_text(pair.get_item(0)?.cast::<PyString>()?)
+                .map_err(|err| err.into_pyerr(&root))?;
+            let parameters = convert::parameters_to_json(&pair.get_item(1)?)
+                .map_err(|err| err.into_pyerr(&format!("{root} parameters")))?;
+            writes.push((text, parameters));
+        }
+        let job = Job {
+            store,
+            caller: principal(caller),
+            work: Work::Bulk {
+                writes,
+                readonly: self.readonly,
+            },
+        };
+        let response = runtime::block_on(py, run(job))??;
+        convert::to_python(py, &response)
+    }
+
     /// [`Self::call_tool`] without waiting, as `execute_async`.
     #[pyo3(signature = (name, arguments, caller, callback))]
     fn call_tool_async(
@@ -344,6 +377,10 @@ enum Work {
         arguments: Result<Value, Response>,
         readonly: bool,
     },
+    Bulk {
+        writes: Vec<WriteCommand>,
+        readonly: bool,
+    },
 }
 
 /// Executes on the engine, holding the store open for the whole call.
@@ -366,6 +403,10 @@ async fn respond(job: Job) -> PyResult<Response> {
             }
             Err(response) => response,
         },
+        Work::Bulk { writes, readonly } => nexus
+            .write_all(&writes, readonly, &job.caller)
+            .await
+            .map_err(|err| PyValueError::new_err((err.message, err.index)))?,
     })
 }
 
