@@ -65,3 +65,34 @@ def test_usage_errors() -> None:
     version = _cli("--version")
     assert version.returncode == 0
     assert "anda_engine" in version.stdout
+
+
+def test_load_writes_a_jsonl_file_and_reports(tmp_path: Path) -> None:
+    lines = [
+        json.dumps({"upsert": {"type": "Person", "key": f"p{i}", "name": str(i)}})
+        for i in range(40)
+    ]
+    lines.insert(10, "")  # blank lines are skipped
+    lines.append(json.dumps({"command": UPSERT_PERSON, "parameters": {"key": "c", "name": "C"}}))
+    source = tmp_path / "people.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    store = tmp_path / "store"
+    proc = _cli("load", "--db", str(store), "--chunk-size", "16", str(source))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"operations": 41, "transactions": 3}
+    found = _cli("--db", str(store), "--compact", 'FIND(COUNT(?p)) WHERE { ?p {type: "Person"} }')
+    assert json.loads(found.stdout)["results"][0]["result"] == [41]
+
+
+def test_load_stops_at_a_bad_line_and_says_where_to_resume(tmp_path: Path) -> None:
+    good = json.dumps({"upsert": {"type": "Person", "key": "a"}})
+    bad = json.dumps({"upsert": {"type": "NoSuchType", "key": "b"}})
+    store = tmp_path / "store"
+    stdin = "\n".join([good, good.replace('"a"', '"b"'), bad, good.replace('"a"', '"d"')])
+    proc = _cli("load", "--db", str(store), "--chunk-size", "2", stdin=stdin)
+    assert proc.returncode == 1
+    assert "committed 2 operations; resume from line 3" in proc.stderr
+    assert "SchemaSymbolNotFound" in proc.stderr
+    proc = _cli("load", "--db", str(store), stdin="{not json")
+    assert proc.returncode == 1
+    assert "line 1 is not JSON" in proc.stderr

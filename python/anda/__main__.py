@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # Subcommands live in their own modules, imported only when asked for: their
 # optional dependencies (the MCP SDK, ...) are never needed by `run`.
-_SUBCOMMANDS = {"mcp": "anda.mcp", "serve": "anda.server"}
+_SUBCOMMANDS = {"load": "anda._load", "mcp": "anda.mcp", "serve": "anda.server"}
 
 
 def add_tenancy_arguments(parser: argparse.ArgumentParser) -> None:
