@@ -98,7 +98,12 @@ def _parameters(text: str | None, parser: argparse.ArgumentParser) -> dict[str, 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _SUBCOMMANDS:
-        subcommand = importlib.import_module(_SUBCOMMANDS[argv[0]])
+        try:
+            subcommand = importlib.import_module(_SUBCOMMANDS[argv[0]])
+        except ImportError as err:
+            # The door's optional dependency is missing; its message names the extra.
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         status: int = subcommand.main(argv[1:])
         return status
     if argv and argv[0] == "run":
