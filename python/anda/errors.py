@@ -25,6 +25,7 @@ from typing import Any
 
 __all__ = [
     "AndaError",
+    "CorruptStoreError",
     "EnginePanicError",
     "ForkedProcessError",
     "KipArtifactError",
@@ -42,6 +43,8 @@ __all__ = [
     "KipTransactionError",
     "KipTransportError",
     "NexusClosedError",
+    "RemoteError",
+    "ServerUnreachableError",
     "StoreError",
     "StoreLockedError",
     "error_from_response",
@@ -59,6 +62,43 @@ class StoreError(AndaError):
 
 class StoreLockedError(StoreError):
     """The store directory is already open in another Nexus, in this process or another."""
+
+
+class CorruptStoreError(StoreError):
+    """The store is damaged: records its own metadata lists cannot be read.
+
+    Raised when a store is opened with documents the engine had to skip, and
+    by ``Nexus(path, verify=True)``; :meth:`anda.Nexus.verify` and
+    ``python -m anda check`` list every problem.
+    """
+
+
+class RemoteError(AndaError):
+    """The exchange with the server failed outside KIP.
+
+    The connection broke, timed out, or the server answered with something
+    that is not a KIP response (a proxy's error page, a wrong URL).
+
+    Attributes:
+        url: the server's URL.
+        status: the HTTP status, when the server answered at all.
+        outcome_unknown: ``True`` when the request may have reached the
+            server and could have written: read the state back before
+            sending the write again. ``False`` when nothing was sent, or the
+            request could not write.
+    """
+
+    def __init__(
+        self, message: str, *, url: str, status: int | None = None, outcome_unknown: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.outcome_unknown = outcome_unknown
+
+
+class ServerUnreachableError(RemoteError):
+    """No connection to the server could be made; nothing was sent."""
 
 
 class NexusClosedError(AndaError):

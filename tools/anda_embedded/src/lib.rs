@@ -9,8 +9,11 @@
 
 mod bulk;
 mod caller;
+mod damage;
+mod layout;
 mod lock;
 mod tools;
+mod verify;
 
 use anda_cognitive_nexus::{CognitiveNexus, nexus::DEFAULT_SPACE, profiles};
 use anda_db::database::{AndaDB, DBConfig};
@@ -28,6 +31,12 @@ pub use bulk::{BulkError, WriteCommand, combine as combine_writes};
 pub use caller::caller_principal;
 use lock::DirectoryLock;
 pub use tools::{ToolName, agent_texts, invalid_arguments, tool_definition};
+pub use verify::{Problem, Report as VerifyReport};
+
+/// Records the engine skipped silently: see [`damage`].
+pub mod skipped {
+    pub use crate::damage::{mark, since, watch};
+}
 
 /// The anda_engine version this build links.
 pub const ANDA_ENGINE_VERSION: &str = env!("ANDA_ENGINE_VERSION");
@@ -82,6 +91,11 @@ pub enum StoreError {
     },
     /// The database or the engine refused to open, bootstrap or close.
     Engine(String),
+    /// The store is damaged: documents its metadata lists cannot be read.
+    Corrupt(Vec<Problem>),
+    /// The directory holds something that is not an anda store, or holds
+    /// a store in a way anda refuses to write through (a symbolic link).
+    NotAStore { path: PathBuf, detail: String },
 }
 
 impl fmt::Display for StoreError {
@@ -97,11 +111,35 @@ impl fmt::Display for StoreError {
                 write!(f, "cannot use store directory {}: {source}", path.display())
             }
             StoreError::Engine(message) => f.write_str(message),
+            StoreError::Corrupt(problems) => {
+                write!(f, "the store is damaged ({} problem(s)):", problems.len())?;
+                for problem in problems.iter().take(10) {
+                    write!(f, " {}", describe(problem))?;
+                }
+                if problems.len() > 10 {
+                    write!(f, " ... and {} more", problems.len() - 10)?;
+                }
+                Ok(())
+            }
+            StoreError::NotAStore { path, detail } => {
+                write!(f, "refusing to use {} as a store: {detail}", path.display())
+            }
         }
     }
 }
 
 impl std::error::Error for StoreError {}
+
+/// One problem on one line: where, then what.
+pub fn describe(problem: &Problem) -> String {
+    match problem.document {
+        Some(id) => format!(
+            "[{} document {id}: {}]",
+            problem.collection, problem.message
+        ),
+        None => format!("[{}: {}]", problem.collection, problem.message),
+    }
+}
 
 fn engine_error(context: &str) -> impl FnOnce(String) -> StoreError + '_ {
     move |message| StoreError::Engine(format!("{context}: {message}"))
@@ -148,6 +186,7 @@ impl EmbeddedNexus {
     /// Activation is idempotent: reopening a store whose packages are already
     /// in force changes nothing.
     pub async fn open(location: Location, options: &OpenOptions) -> Result<Self, StoreError> {
+        damage::watch();
         let (object_store, lock): (Arc<dyn ObjectStore>, _) = match &location {
             Location::InMemory => (Arc::new(InMemory::new()), None),
             Location::Directory(path) => {
@@ -155,6 +194,7 @@ impl EmbeddedNexus {
                     path: path.clone(),
                     source,
                 })?;
+                layout::check_directory(path)?;
                 let lock = DirectoryLock::acquire(path)?;
                 let local = LocalFileSystem::new_with_prefix(path)
                     .map_err(|err| StoreError::Io {
@@ -198,6 +238,14 @@ impl EmbeddedNexus {
             .map_err(|err| err.to_string())
             .map_err(engine_error("cannot open the engine memory"))?
             .with_tenancy(options.tenancy);
+        // A document the engine skipped while opening would be left out of
+        // every answer without a word: refuse the store instead.
+        let skipped = verify::skipped_on_open(&nexus.store.db);
+        if !skipped.is_empty() {
+            // Not closed: closing flushes, and nothing is written to a
+            // damaged store on anda's initiative.
+            return Err(StoreError::Corrupt(skipped));
+        }
 
         Ok(Self {
             memory: Arc::new(memory),
@@ -281,6 +329,12 @@ impl EmbeddedNexus {
             }
             Err(response) => response,
         }
+    }
+
+    /// Reads back every document the store's metadata lists (see
+    /// [`verify::check`]); the report's `problems` is empty for a sound store.
+    pub async fn verify(&self) -> VerifyReport {
+        verify::check(&self.nexus.store.db).await
     }
 
     /// How this store binds callers.

@@ -23,6 +23,7 @@ macro_rules! python_exception {
 
 python_exception!(store_error, "StoreError");
 python_exception!(store_locked_error, "StoreLockedError");
+python_exception!(corrupt_store_error, "CorruptStoreError");
 python_exception!(closed_error, "NexusClosedError");
 python_exception!(forked_error, "ForkedProcessError");
 python_exception!(engine_panic_error, "EnginePanicError");
@@ -31,6 +32,7 @@ python_exception!(engine_panic_error, "EnginePanicError");
 pub fn from_store_error(err: StoreError) -> PyErr {
     match err {
         StoreError::Locked { .. } => store_locked_error(err.to_string()),
+        StoreError::Corrupt(_) => corrupt_store_error(err.to_string()),
         _ => store_error(err.to_string()),
     }
 }
