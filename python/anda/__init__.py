@@ -12,10 +12,13 @@ Importing is cheap: no store exists until the first call needs one.
 """
 
 from anda import _anda, bulk, tools
+from anda._client import Client
+from anda._location import open_memory
 from anda._memory import Memory
-from anda._nexus import Command, Execution, Nexus, Tenancy, default_nexus, execute_kip
+from anda._nexus import Command, Execution, Nexus, Tenancy, VerifyReport, default_nexus, execute_kip
 from anda.errors import (
     AndaError,
+    CorruptStoreError,
     EnginePanicError,
     ForkedProcessError,
     KipArtifactError,
@@ -33,6 +36,8 @@ from anda.errors import (
     KipTransactionError,
     KipTransportError,
     NexusClosedError,
+    RemoteError,
+    ServerUnreachableError,
     StoreError,
     StoreLockedError,
 )
@@ -86,7 +91,9 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_SAFE_INTEGER",
     "AndaError",
+    "Client",
     "Command",
+    "CorruptStoreError",
     "EnginePanicError",
     "Execution",
     "ForkedProcessError",
@@ -107,13 +114,17 @@ __all__ = [
     "Memory",
     "Nexus",
     "NexusClosedError",
+    "RemoteError",
+    "ServerUnreachableError",
     "StoreError",
     "StoreLockedError",
     "Tenancy",
+    "VerifyReport",
     "__version__",
     "bulk",
     "caller_principal",
     "default_nexus",
     "execute_kip",
+    "open_memory",
     "tools",
 ]

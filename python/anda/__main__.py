@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import anda
+from anda._cli import add_store_arguments, open_from_arguments
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,16 +32,9 @@ def _parser() -> argparse.ArgumentParser:
         "command", nargs="?", default="-", help="the KIP command; '-' or omitted reads stdin"
     )
     parser.add_argument("-f", "--file", help="read the command from this file")
-    parser.add_argument(
-        "--db",
-        default=os.environ.get("ANDA_DB") or None,
-        help="store directory (default: $ANDA_DB, else an in-memory store)",
-    )
-    parser.add_argument("--name", default=None, help="database name inside the store")
+    add_store_arguments(parser)
     parser.add_argument("--params", default=None, help="parameters as a JSON object")
     parser.add_argument("--dry-run", action="store_true", help="validate and plan only")
-    parser.add_argument("--readonly", action="store_true", help="refuse state-changing commands")
-    add_tenancy_arguments(parser)
     parser.add_argument("--compact", action="store_true", help="print JSON on one line")
     parser.add_argument("--version", action="version", version=_version())
     return parser
@@ -49,20 +42,12 @@ def _parser() -> argparse.ArgumentParser:
 
 # Subcommands live in their own modules, imported only when asked for: their
 # optional dependencies (the MCP SDK, ...) are never needed by `run`.
-_SUBCOMMANDS = {"load": "anda._load", "mcp": "anda.mcp", "serve": "anda.server"}
-
-
-def add_tenancy_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--tenancy`` and ``--caller``, as every door that opens a store takes them."""
-    parser.add_argument(
-        "--tenancy",
-        choices=("shared", "per_caller"),
-        default="shared",
-        help="one shared memory (default), or one memory per caller",
-    )
-    parser.add_argument(
-        "--caller", default=None, help="who the calls run as (a principal or any id)"
-    )
+_SUBCOMMANDS = {
+    "check": "anda._check",
+    "load": "anda._load",
+    "mcp": "anda.mcp",
+    "serve": "anda.server",
+}
 
 
 def _version() -> str:
@@ -113,12 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = _read_command(args, parser)
     parameters = _parameters(args.params, parser)
     indent = None if args.compact else 2
-    options: dict[str, Any] = {"readonly": args.readonly, "tenancy": args.tenancy}
-    if args.name is not None:
-        options["name"] = args.name
     try:
-        with anda.Nexus(args.db, **options) as nexus:
-            response = nexus.execute_kip(
+        with open_from_arguments(args) as memory:
+            response = memory.execute_kip(
                 command, parameters, dry_run=args.dry_run, caller=args.caller
             )
     except anda.KipError as err:

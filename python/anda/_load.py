@@ -16,31 +16,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 import anda
+from anda._cli import add_store_arguments, open_from_arguments
 from anda.bulk import DEFAULT_CHUNK_SIZE, BulkWriteError
 
 
 def _parser() -> argparse.ArgumentParser:
-    from anda.__main__ import add_tenancy_arguments
-
     parser = argparse.ArgumentParser(
         prog="python -m anda load",
         description="Write the operations of a JSON Lines file in as few transactions as fit.",
         epilog="Example: python -m anda load --db ./memory people.jsonl",
     )
     parser.add_argument("file", nargs="?", default="-", help="JSON Lines file; '-' reads stdin")
-    parser.add_argument(
-        "--db",
-        default=os.environ.get("ANDA_DB") or None,
-        help="store directory (default: $ANDA_DB, else an in-memory store)",
-    )
-    parser.add_argument("--name", default=None, help="database name inside the store")
-    add_tenancy_arguments(parser)
+    add_store_arguments(parser)
     parser.add_argument(
         "--chunk-size",
         type=int,
@@ -88,9 +80,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.chunk_size < 1:
         parser.error("--chunk-size must be at least 1")
-    options: dict[str, Any] = {"tenancy": args.tenancy}
-    if args.name is not None:
-        options["name"] = args.name
     try:
         stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
     except OSError as err:
@@ -106,8 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         shown = committed
 
     try:
-        with stream, anda.Nexus(args.db, **options) as nexus:
-            done = nexus.bulk_write(
+        with stream, open_from_arguments(args) as memory:
+            done = memory.bulk_write(
                 lines, chunk_size=args.chunk_size, progress=progress, caller=args.caller
             )
     except BulkWriteError as err:

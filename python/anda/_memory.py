@@ -21,9 +21,9 @@ class Memory(Protocol):
     """What the doors (tools, MCP, command line) need of a memory.
 
     >>> import anda
-    >>> with anda.Nexus() as nexus:
-    ...     isinstance(nexus, anda.Memory)
-    True
+    >>> with anda.Nexus() as nexus, anda.Client("http://127.0.0.1:8080") as client:
+    ...     isinstance(nexus, anda.Memory), isinstance(client, anda.Memory)
+    (True, True)
     """
 
     @property

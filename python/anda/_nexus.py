@@ -10,17 +10,28 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from anda import _anda
 from anda.bulk import DEFAULT_CHUNK_SIZE, BulkResult, Operation, Write, write_chunks
-from anda.errors import AndaError, StoreError, error_from_response
+from anda.errors import AndaError, CorruptStoreError, StoreError, error_from_response
 from anda.tools import ToolResult
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["Command", "Execution", "Nexus", "Tenancy", "default_nexus", "execute_kip"]
+    from anda._client import Client
+
+__all__ = [
+    "Command",
+    "Execution",
+    "Nexus",
+    "Tenancy",
+    "VerifyReport",
+    "default_nexus",
+    "execute_kip",
+]
 
 #: One command, or a batch: each item a command or a ``(command, parameters)`` pair.
 Command = str | Sequence[str | tuple[str, Mapping[str, Any] | None]]
@@ -31,6 +42,37 @@ Tenancy = Literal["shared", "per_caller"]
 
 _EXECUTIONS = ("sequence", "independent", "atomic")
 _TENANCIES = ("shared", "per_caller")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a store: where, and what."""
+
+    collection: str
+    document: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.collection if self.document is None else f"{self.collection}/{self.document}"
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What :meth:`Nexus.verify` found.
+
+    Attributes:
+        ok: no problem found.
+        problems: each damaged or missing record.
+        documents_read: records read back.
+        collections: each collection checked, with the records its metadata lists.
+    """
+
+    ok: bool
+    problems: tuple[Problem, ...]
+    documents_read: int
+    collections: dict[str, int]
+
 
 # Stores still open, closed (and so flushed) at interpreter exit.
 _open_stores: weakref.WeakSet[Nexus] = weakref.WeakSet()
@@ -56,6 +98,11 @@ class Nexus:
             or overwrite; a call with no caller is anonymous and may do
             nothing. See :func:`anda.caller_principal` for how an id maps to
             a Principal.
+        verify: read back every record when opening (as :meth:`verify`
+            does) and refuse a damaged store with
+            :class:`anda.CorruptStoreError`. It costs a full read of the
+            store. Without it, opening still refuses a store whose engine
+            had to skip records while opening.
 
     A directory can be open in one Nexus at a time; a second one, in this
     process or another, raises :class:`anda.StoreLockedError`. A Nexus is safe
@@ -83,6 +130,7 @@ class Nexus:
         name: str = _anda.DEFAULT_DB_NAME,
         readonly: bool = False,
         tenancy: Tenancy = "shared",
+        verify: bool = False,
     ) -> None:
         if path is not None:
             path = os.fspath(path)
@@ -98,8 +146,19 @@ class Nexus:
         _check_bool("readonly", readonly)
         if tenancy not in _TENANCIES:
             raise ValueError(f"tenancy must be one of {_TENANCIES}, not {tenancy!r}")
+        _check_bool("verify", verify)
         self._native = _anda.NativeNexus(path, name, readonly, tenancy)
         _open_stores.add(self)
+        if verify:
+            report = self.verify()
+            if not report.ok:
+                # Only reads have run, so closing writes nothing new.
+                self.close()
+                shown = "; ".join(str(problem) for problem in report.problems[:10])
+                raise CorruptStoreError(
+                    f"the store at {path!r} is damaged ({len(report.problems)} problem(s)): "
+                    + shown
+                )
 
     @property
     def path(self) -> str | None:
@@ -325,6 +384,28 @@ class Nexus:
         )
         return ToolResult.from_response(response)
 
+    def verify(self) -> VerifyReport:
+        """Reads back every record the store's own metadata lists, and
+        reports each one that is missing, unreadable or malformed.
+
+        A full read of the store: run it from a maintenance job (``python -m
+        anda check --db PATH`` does), not on every request.
+
+        >>> import anda
+        >>> with anda.Nexus() as nexus:
+        ...     report = nexus.verify()
+        >>> report.ok, report.problems, report.documents_read > 0
+        (True, (), True)
+        """
+        collections, documents_read, problems = self._native.verify()
+        found = tuple(Problem(*problem) for problem in problems)
+        return VerifyReport(
+            ok=not found,
+            problems=found,
+            documents_read=documents_read,
+            collections=dict(collections),
+        )
+
     def flush(self) -> None:
         """Writes everything pending to storage without closing.
 
@@ -455,14 +536,15 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 
 _default_lock = threading.Lock()
-_default: Nexus | None = None
+_default: Nexus | Client | None = None
 
 
-def default_nexus() -> Nexus:
-    """The process-wide store behind :func:`anda.execute_kip`, created on first use.
+def default_nexus() -> Nexus | Client:
+    """The process-wide memory behind :func:`anda.execute_kip`, created on first use.
 
-    In memory, or in the directory named by the ``ANDA_DB`` environment
-    variable if it is set. If it was closed, the next use opens it again.
+    In memory, or the location named by the ``ANDA_DB`` environment variable
+    if it is set: a directory, or a server's ``http(s)://`` URL (its key in
+    ``ANDA_API_KEY``). If it was closed, the next use opens it again.
 
     >>> import anda
     >>> anda.default_nexus() is anda.default_nexus()
@@ -471,7 +553,9 @@ def default_nexus() -> Nexus:
     global _default
     with _default_lock:
         if _default is None or _default.closed:
-            _default = Nexus(os.environ.get("ANDA_DB") or None)
+            from anda._location import open_memory
+
+            _default = open_memory(os.environ.get("ANDA_DB") or None)
         return _default
 
 

@@ -58,7 +58,7 @@ except ImportError as _err:  # a missing (or 1.x) SDK; trouble elsewhere raises 
     raise ImportError("anda.mcp needs the MCP SDK (mcp>=2.3,<3): pip install 'anda[mcp]'") from _err
 
 import anda
-from anda.__main__ import add_tenancy_arguments
+from anda._cli import add_store_arguments, open_from_arguments
 
 __all__ = [
     "INSTRUCTIONS_URI",
@@ -339,18 +339,9 @@ def _parser() -> argparse.ArgumentParser:
         "messages go to stderr).",
         epilog="Example: python -m anda mcp --db ./memory",
     )
-    parser.add_argument(
-        "--db",
-        default=os.environ.get("ANDA_DB") or None,
-        help="store directory (default: $ANDA_DB, else an in-memory store that is lost on exit)",
+    add_store_arguments(
+        parser, readonly_help="refuse state-changing commands; only execute_kip_readonly is offered"
     )
-    parser.add_argument("--name", default=None, help="database name inside the store")
-    parser.add_argument(
-        "--readonly",
-        action="store_true",
-        help="refuse state-changing commands; only execute_kip_readonly is offered",
-    )
-    add_tenancy_arguments(parser)
     parser.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
@@ -381,11 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level.upper(),
         format="anda mcp: %(levelname)s %(name)s: %(message)s",
     )
-    options: dict[str, Any] = {"readonly": args.readonly, "tenancy": args.tenancy}
-    if args.name is not None:
-        options["name"] = args.name
     try:
-        memory = anda.Nexus(args.db, **options)
+        memory = open_from_arguments(args)
     except (anda.AndaError, TypeError, ValueError) as err:
         _say(f"error: cannot open the store: {err}")
         return 1
@@ -405,8 +393,11 @@ async def _serve_stdio(server: Server[Any]) -> None:
         await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
-def _describe(memory: anda.Nexus, args: argparse.Namespace) -> str:
-    details = ["read-only" if memory.readonly else "writable", f"tenancy {memory.tenancy}"]
+def _describe(memory: anda.Nexus | anda.Client, args: argparse.Namespace) -> str:
+    details = ["read-only" if memory.readonly else "writable"]
+    if isinstance(memory, anda.Client):
+        return f"serving the memory at {memory.url} over stdio ({', '.join(details)})"
+    details.append(f"tenancy {memory.tenancy}")
     if args.caller is not None:
         details.append(f"caller {args.caller!r}")
     if memory.path is None:
@@ -417,7 +408,7 @@ def _describe(memory: anda.Nexus, args: argparse.Namespace) -> str:
     return f"serving the store at {memory.path} over stdio ({', '.join(details)})"
 
 
-def _close_on_signals(memory: anda.Nexus) -> dict[int, Any]:
+def _close_on_signals(memory: anda.Nexus | anda.Client) -> dict[int, Any]:
     """On SIGTERM or SIGINT, close (flush) the store and exit at once.
 
     Waiting for the event loop to wind down is not an option: the stdio

@@ -40,6 +40,21 @@ mod _anda {
         anda_embedded::agent_texts().to_vec()
     }
 
+    /// Joins KML writes (`(command, parameters)` tuples) into the one
+    /// `MUTATE` and parameters a bulk transaction sends; a write that cannot
+    /// join raises `ValueError(message, index)`.
+    #[pyfunction]
+    fn combine_writes<'py>(
+        py: Python<'py>,
+        writes: &Bound<'py, pyo3::types::PyList>,
+    ) -> PyResult<(String, Bound<'py, PyAny>)> {
+        let writes = crate::nexus::write_commands(writes)?;
+        let (command, parameters) = anda_embedded::combine_writes(&writes)
+            .map_err(|err| pyo3::exceptions::PyValueError::new_err((err.message, err.index)))?;
+        let parameters = crate::convert::to_python(py, &serde_json::Value::Object(parameters))?;
+        Ok((command, parameters))
+    }
+
     /// The Principal (as text) that a caller id runs as.
     #[pyfunction]
     fn caller_principal(caller: &str) -> String {

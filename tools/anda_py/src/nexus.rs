@@ -10,7 +10,7 @@ use crate::{
     runtime::{self, Outcome},
 };
 use anda_embedded::{
-    EmbeddedNexus, ExecutionMode, KipOperation, Location, OpenOptions, Operation, Principal,
+    EmbeddedNexus, ExecutionMode, StoreError, skipped, KipOperation, Location, OpenOptions, Operation, Principal,
     Tenancy, ToolName, WriteCommand, caller_principal, invalid_arguments,
 };
 use anda_engine::memory::KipArgs;
@@ -193,16 +193,7 @@ impl NativeNexus {
         caller: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let store = self.store_handle()?;
-        let mut writes: Vec<WriteCommand> = Vec::with_capacity(commands.len());
-        for (index, item) in commands.iter().enumerate() {
-            let root = format!("operations[{index}]");
-            let pair = item.cast::<PyTuple>()?;
-            let text = command_text(pair.get_item(0)?.cast::<PyString>()?)
-                .map_err(|err| err.into_pyerr(&root))?;
-            let parameters = convert::parameters_to_json(&pair.get_item(1)?)
-                .map_err(|err| err.into_pyerr(&format!("{root} parameters")))?;
-            writes.push((text, parameters));
-        }
+        let writes = write_commands(commands)?;
         let job = Job {
             store,
             caller: principal(caller),
@@ -226,6 +217,30 @@ impl NativeNexus {
     ) -> PyResult<NativeTask> {
         let job = self.tool_job(name, arguments, caller)?;
         start(job, callback)
+    }
+
+    /// Reads back every document the store lists; returns
+    /// `(collections, documents_read, problems)` with collections as
+    /// `(name, documents)` and problems as `(collection, document, message)`.
+    #[allow(clippy::type_complexity)] // a plain tuple is the Python-side shape
+    fn verify(
+        &self,
+        py: Python<'_>,
+    ) -> PyResult<(Vec<(String, u64)>, u64, Vec<(String, Option<u64>, String)>)> {
+        let store = self.store_handle()?;
+        let report = runtime::block_on(py, async move {
+            let guard = store.read().await;
+            match guard.as_ref() {
+                Some(nexus) => Ok(nexus.verify().await),
+                None => Err(errors::closed_error(CLOSED_MESSAGE)),
+            }
+        })??;
+        let problems = report
+            .problems
+            .into_iter()
+            .map(|p| (p.collection, p.document, p.message))
+            .collect();
+        Ok((report.collections, report.documents_read, problems))
     }
 
     /// Writes everything pending to storage.
@@ -389,7 +404,8 @@ async fn respond(job: Job) -> PyResult<Response> {
     let Some(nexus) = guard.as_ref() else {
         return Err(errors::closed_error(CLOSED_MESSAGE));
     };
-    Ok(match job.work {
+    let mark = skipped::mark();
+    let response = match job.work {
         Work::Kip { args, readonly } => nexus.execute(args, readonly, &job.caller).await,
         Work::Tool {
             tool,
@@ -407,7 +423,12 @@ async fn respond(job: Job) -> PyResult<Response> {
             .write_all(&writes, readonly, &job.caller)
             .await
             .map_err(|err| PyValueError::new_err((err.message, err.index)))?,
-    })
+    };
+    // An answer the engine built by leaving damaged records out is wrong.
+    match skipped::since(mark) {
+        Some(problems) => Err(errors::from_store_error(StoreError::Corrupt(problems))),
+        None => Ok(response),
+    }
 }
 
 /// Executes and encodes the response while still off the GIL.
@@ -421,6 +442,22 @@ fn start(job: Job, callback: Py<PyAny>) -> PyResult<NativeTask> {
         Python::attach(|py| deliver(py, &callback, outcome));
     })?;
     Ok(NativeTask { handle })
+}
+
+/// KML writes from Python `(command, parameters)` tuples, checked as the
+/// engine's values.
+pub fn write_commands(commands: &Bound<'_, PyList>) -> PyResult<Vec<WriteCommand>> {
+    let mut writes = Vec::with_capacity(commands.len());
+    for (index, item) in commands.iter().enumerate() {
+        let root = format!("operations[{index}]");
+        let pair = item.cast::<PyTuple>()?;
+        let text = command_text(pair.get_item(0)?.cast::<PyString>()?)
+            .map_err(|err| err.into_pyerr(&root))?;
+        let parameters = convert::parameters_to_json(&pair.get_item(1)?)
+            .map_err(|err| err.into_pyerr(&format!("{root} parameters")))?;
+        writes.push((text, parameters));
+    }
+    Ok(writes)
 }
 
 /// The anonymous Principal when no caller is named.

@@ -1,0 +1,43 @@
+"""What every ``python -m anda`` subcommand that opens a memory shares."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from anda._client import Client
+from anda._location import open_memory
+from anda._nexus import Nexus
+
+__all__ = ["add_store_arguments", "open_from_arguments"]
+
+
+def add_store_arguments(
+    parser: argparse.ArgumentParser, *, readonly_help: str = "refuse state-changing commands"
+) -> None:
+    """``--db``, ``--name``, ``--readonly``, ``--tenancy`` and ``--caller``."""
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("ANDA_DB") or None,
+        help="where the memory is: a store directory, or a server's http(s):// URL "
+        "(default: $ANDA_DB, else an in-memory store that is lost on exit)",
+    )
+    parser.add_argument("--name", default=None, help="database name inside the store")
+    parser.add_argument("--readonly", action="store_true", help=readonly_help)
+    parser.add_argument(
+        "--tenancy",
+        choices=("shared", "per_caller"),
+        default=None,
+        help="one shared memory (the default), or one memory per caller",
+    )
+    parser.add_argument(
+        "--caller", default=None, help="who the calls run as (a principal or any id)"
+    )
+
+
+def open_from_arguments(args: argparse.Namespace, **extra: Any) -> Nexus | Client:
+    """The memory the parsed arguments name."""
+    return open_memory(
+        args.db, readonly=args.readonly, name=args.name, tenancy=args.tenancy, **extra
+    )

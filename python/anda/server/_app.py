@@ -1,0 +1,520 @@
+"""The ASGI application: routes, the request guard, and engine calls no
+deadline can cut short."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import ipaddress
+import json
+import logging
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from typing import Any
+
+from mcp.server import ServerRequestContext
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import anda
+from anda import mcp as anda_mcp
+from anda._client import TOOLS, failure, invalid_envelope
+from anda.errors import AndaError, NexusClosedError
+from anda.server import _wire
+from anda.tools import ToolResult
+
+_log = logging.getLogger("anda.server")
+
+#: Largest request body accepted, in bytes (as Anda's Rust server).
+DEFAULT_MAX_BODY = 2 * 1024 * 1024
+#: Seconds a request may take to arrive, and its KIP execution to answer.
+DEFAULT_TIMEOUT = 30.0
+#: Requests (and engine calls outliving their answer) served at once.
+DEFAULT_MAX_IN_FLIGHT = 64
+
+# Where the guard leaves the authenticated caller for the routes.
+_CALLER = "anda.caller"
+_LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+def create_app(
+    memory: anda.Memory,
+    *,
+    api_keys: Mapping[str, str | None] | None = None,
+    caller: str | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    close_memory: bool = True,
+) -> Starlette:
+    """The HTTP application over ``memory``: KIP at ``/kip``, MCP at ``/mcp``.
+
+    Args:
+        memory: any :class:`anda.Memory`, usually the :class:`anda.Nexus`
+            this process owns.
+        api_keys: bearer keys, each mapped to the caller id its requests run
+            as (``None``: ``caller``). Without keys nothing is authenticated,
+            so only requests addressed to a loopback host from no other
+            origin are served (a web page must not reach a local memory).
+        caller: who requests run as when their key maps to ``None``, or when
+            there are no keys.
+        max_body: the largest request body, in bytes (413 beyond it).
+        timeout: seconds for a request body to arrive and for its KIP
+            execution to answer (408 beyond either). A write that overruns
+            keeps running and its answer says its outcome is unknown.
+        max_in_flight: requests served at once (429 beyond it), counting
+            engine calls that outlived their answer.
+        close_memory: close ``memory`` when the application shuts down,
+            after every running engine call has finished.
+
+    ``GET /`` answers service information, unauthenticated, for probes.
+
+    >>> import anda
+    >>> from anda.server import create_app
+    >>> from starlette.testclient import TestClient
+    >>> envelope = {"kip": "2.0", "operations": [{"command": "DESCRIBE PRIMER"}]}
+    >>> with anda.Nexus() as memory:
+    ...     app = create_app(memory, api_keys={"s3cret": None}, close_memory=False)
+    ...     with TestClient(app) as http:
+    ...         refused = http.post("/kip", json={"method": "execute_kip", "params": envelope})
+    ...         answer = http.post(
+    ...             "/kip",
+    ...             json={"method": "execute_kip", "params": envelope},
+    ...             headers={"Authorization": "Bearer s3cret"},
+    ...         )
+    >>> refused.status_code, answer.status_code, answer.json()["status"]
+    (401, 200, 'succeeded')
+    """
+    if not isinstance(memory, anda.Memory):
+        raise TypeError(f"memory must be an anda.Memory, not {type(memory).__name__}")
+    keys = _checked_keys(api_keys, caller)
+    _positive("max_body", max_body, int)
+    _positive("timeout", timeout, (int, float))
+    _positive("max_in_flight", max_in_flight, int)
+    engine = _Detached(memory)
+    mcp_server = anda_mcp.create_server(engine, caller=_mcp_caller)
+    sessions = StreamableHTTPSessionManager(
+        app=mcp_server, json_response=True, stateless=True, max_request_body_size=max_body
+    )
+
+    async def info(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "name": "anda",
+                "version": anda.__version__,
+                "engine_version": anda.ENGINE_VERSION,
+                "kip_version": anda.KIP_VERSION,
+            }
+        )
+
+    async def kip(request: Request) -> JSONResponse:
+        return await _execute(engine, await request.body(), request.scope.get(_CALLER), timeout)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with sessions.run():
+            yield
+        # uvicorn has finished every request; writes that outlived theirs finish now.
+        await engine.drain()
+        if close_memory:
+            await asyncio.to_thread(memory.close)
+            _log.info("the memory is closed")
+
+    guard = Middleware(
+        _Guard,
+        keys=keys,
+        caller=caller,
+        engine=engine,
+        max_body=max_body,
+        timeout=float(timeout),
+        max_in_flight=max_in_flight,
+    )
+    return Starlette(
+        routes=[
+            Route("/", info, methods=["GET"]),
+            Route("/kip", kip, methods=["POST"]),
+            Route("/mcp", StreamableHTTPASGIApp(sessions)),
+        ],
+        middleware=[guard],
+        lifespan=lifespan,
+    )
+
+
+async def _execute(
+    engine: _Detached, body: bytes, caller: str | None, timeout: float
+) -> JSONResponse:
+    """``POST /kip``: one JSON-RPC-style call, answered with a KIP response envelope."""
+    try:
+        payload = json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as err:
+        return _answer(400, invalid_envelope(f"malformed JSON: {err}"))
+    try:
+        method, arguments, request_id = _call(payload)
+    except _wire.Refusal as refusal:
+        return _answer(refusal.status, refusal.response)
+    writes = _wire.may_write(method, arguments, engine.readonly)
+    task = engine.start(method, arguments, caller)
+    try:
+        result = await asyncio.wait_for(asyncio.shield(task), timeout)
+    except asyncio.TimeoutError:
+        _log.warning("%s ran past the %ss deadline and goes on in the background", method, timeout)
+        if writes:
+            return _answer(408, _wire.outcome_unknown())
+        return _answer(408, _wire.timed_out(f"the read ran past the {timeout}s deadline"))
+    except NexusClosedError:
+        return _answer(503, _wire.internal("the server is shutting down", safe=True))
+    except AndaError as err:
+        _log.error("%s failed: %s: %s", method, type(err).__name__, err)
+        message = f"the engine call failed: {type(err).__name__}"
+        return _answer(500, _wire.internal(message, safe=not writes))
+    response = result.response
+    if request_id is not None:
+        # Echoed, as the engine echoes it when it reads the envelope itself.
+        response = {**response, "request_id": request_id}
+    status = _wire.response_status(response)
+    if status >= 500:
+        error = _wire.first_error(response) or {}
+        _log.error("%s failed: %s: %s", method, error.get("code"), error.get("message"))
+    return _answer(status, response)
+
+
+def _call(payload: Any) -> tuple[str, dict[str, Any], str | None]:
+    """The method, tool arguments and request id of a ``{"method", "params"}`` body."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("method"), str):
+        raise _wire.invalid('the body must be an object {"method": "execute_kip", "params": ...}')
+    method = payload["method"]
+    if method == "list_logs":
+        raise _wire.unsupported("`list_logs`: this server keeps no audit log of KIP requests")
+    if method not in TOOLS:
+        raise _wire.invalid(f"unknown method: {method}")
+    if "params" not in payload:
+        raise _wire.invalid("missing field `params`")
+    arguments, request_id = _wire.tool_arguments(payload["params"])
+    return method, arguments, request_id
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _answer(status: int, response: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(response, status_code=status)
+
+
+class _Detached:
+    """The memory, as the application calls it: engine calls run as tasks of
+    their own, so no deadline, disconnect or cancellation ever aborts one
+    halfway (a write cut short would leave the store half-written).
+
+    An :class:`anda.Memory` itself, for the MCP server. It never closes the
+    memory; the application's shutdown does.
+    """
+
+    def __init__(self, memory: anda.Memory) -> None:
+        self._memory = memory
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def readonly(self) -> bool:
+        return self._memory.readonly
+
+    @property
+    def running(self) -> int:
+        """Engine calls still running, answered or not."""
+        return len(self._tasks)
+
+    def start(self, name: str, arguments: Any, caller: str | None) -> asyncio.Task[ToolResult]:
+        return self._run(self._memory.call_tool_async(name, arguments, caller=caller))
+
+    def _run(self, call: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(call)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        # Whoever awaited it may be gone; its error must not go unseen either.
+        if not task.cancelled() and task.exception() is not None:
+            _log.debug("an engine call failed: %r", task.exception())
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    def execute_kip(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._memory.execute_kip(*args, **kwargs)
+
+    async def execute_kip_async(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await asyncio.shield(
+            self._run(self._memory.execute_kip_async(*args, **kwargs))
+        )
+        return result
+
+    def call_tool(self, *args: Any, **kwargs: Any) -> ToolResult:
+        return self._memory.call_tool(*args, **kwargs)
+
+    async def call_tool_async(
+        self, name: str, arguments: Any, *, caller: str | None = None
+    ) -> ToolResult:
+        result: ToolResult = await asyncio.shield(self.start(name, arguments, caller))
+        return result
+
+    def close(self) -> None:
+        """Nothing: the application closes the memory once every call is done."""
+
+
+def _mcp_caller(ctx: ServerRequestContext[Any, Any]) -> str | None:
+    request = ctx.request
+    caller: str | None = request.scope.get(_CALLER) if isinstance(request, Request) else None
+    return caller
+
+
+class _Guard:
+    """Every HTTP request passes here first: authentication before anything
+    reads the body, the bound on requests in flight, the body's size and
+    arrival deadline, the execution deadline, and one access-log record."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        keys: list[tuple[bytes, str | None]],
+        caller: str | None,
+        engine: _Detached,
+        max_body: int,
+        timeout: float,
+        max_in_flight: int,
+    ) -> None:
+        self._app = app
+        self._keys = keys
+        self._caller = caller
+        self._engine = engine
+        self._max_body = max_body
+        self._timeout = timeout
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.monotonic()
+        seen: dict[str, Any] = {"status": 0, "size": 0, "caller": None}
+
+        async def observed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+            await send(message)
+
+        try:
+            await self._serve(scope, receive, observed_send, seen)
+        finally:
+            # Never the body, the headers or the key: method, path, outcome, who, how big.
+            _log.info(
+                "%s %s %s %.1fms caller=%s in=%dB",
+                scope["method"],
+                scope["path"],
+                seen["status"] or "-",
+                (time.monotonic() - started) * 1000,
+                seen["caller"] or "-",
+                seen["size"],
+                extra={
+                    "http_method": scope["method"],
+                    "path": scope["path"],
+                    "status": seen["status"],
+                    "duration_ms": round((time.monotonic() - started) * 1000, 3),
+                    "caller": seen["caller"],
+                    "request_bytes": seen["size"],
+                },
+            )
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, seen: dict[str, Any]
+    ) -> None:
+        if scope["path"] == "/":
+            await self._app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if self._keys:
+            found = self._authenticate(headers.get(b"authorization", b""))
+            if found is None:
+                await _refuse(send, 401, _wire.unauthenticated(), (b"www-authenticate", b"Bearer"))
+                return
+            caller = found[0]
+        elif _local(headers):
+            caller = self._caller
+        else:
+            await _refuse(send, 403, _foreign())
+            return
+        seen["caller"] = caller
+        if self._in_flight >= self._max_in_flight or self._engine.running >= self._max_in_flight:
+            await _refuse(send, 429, _wire.busy(self._max_in_flight), (b"retry-after", b"1"))
+            return
+        self._in_flight += 1
+        try:
+            body = await self._read_body(receive, send, headers, seen)
+            if body is None:
+                return
+            scope[_CALLER] = caller
+            await self._respond(scope, _replay(body, receive), send, seen)
+        finally:
+            self._in_flight -= 1
+
+    def _authenticate(self, header: bytes) -> tuple[str | None] | None:
+        scheme, _, token = header.partition(b" ")
+        if scheme.lower() != b"bearer":
+            return None
+        token = token.strip()
+        found: tuple[str | None] | None = None
+        # Every key is compared, in constant time, whichever matches.
+        for key, caller in self._keys:
+            if hmac.compare_digest(key, token):
+                found = (caller,)
+        return found
+
+    async def _read_body(
+        self, receive: Receive, send: Send, headers: dict[bytes, bytes], seen: dict[str, Any]
+    ) -> bytes | None:
+        """The whole body, or ``None`` once the request has been answered."""
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self._max_body:
+            await _refuse(send, 413, _wire.too_large(self._max_body))
+            return None
+        chunks: list[bytes] = []
+
+        async def read() -> bool:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return False
+                chunk = message.get("body", b"")
+                seen["size"] += len(chunk)
+                # Counted as it streams: a Content-Length can lie, a chunked body has none.
+                if seen["size"] > self._max_body:
+                    return True
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return True
+
+        try:
+            arrived = await asyncio.wait_for(read(), self._timeout)
+        except asyncio.TimeoutError:
+            message = f"the request body did not arrive within {self._timeout}s"
+            await _refuse(send, 408, _wire.timed_out(message))
+            return None
+        if not arrived:
+            return None
+        if seen["size"] > self._max_body:
+            await _refuse(send, 413, _wire.too_large(self._max_body))
+            return None
+        return b"".join(chunks)
+
+    async def _respond(
+        self, scope: Scope, receive: Receive, send: Send, seen: dict[str, Any]
+    ) -> None:
+        # A backstop past the KIP handler's own deadline (which answers first,
+        # and more precisely); the engine call itself is never cut short.
+        try:
+            await asyncio.wait_for(self._app(scope, receive, send), 2 * self._timeout)
+        except asyncio.TimeoutError:
+            if not seen["status"]:
+                await _refuse(send, 408, _wire.timed_out("the request ran past its deadline"))
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body, already read, handed to the application as if it streamed in."""
+    pending = True
+
+    async def replayed() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+async def _refuse(
+    send: Send, status: int, response: dict[str, Any], *extra: tuple[bytes, bytes]
+) -> None:
+    """Answers for the guard; the connection closes, as the body may be unread."""
+    body = json.dumps(response, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode("ascii")),
+        (b"connection", b"close"),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _local(headers: dict[bytes, bytes]) -> bool:
+    """Whether an unauthenticated request is addressed to this machine by this
+    machine: a loopback ``Host`` (no DNS rebinding) and no foreign ``Origin``
+    (no web page posting across origins)."""
+    host = headers.get(b"host", b"").decode("latin-1")
+    if not _loopback(urllib.parse.urlsplit(f"//{host}").hostname):
+        return False
+    origin = headers.get(b"origin")
+    return origin is None or _loopback(urllib.parse.urlsplit(origin.decode("latin-1")).hostname)
+
+
+def _loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding to ``host`` keeps the server on this machine.
+
+    >>> [is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "example.org")]
+    [True, True, True, False, False]
+    """
+    return _loopback(host.strip("[]"))
+
+
+def _foreign() -> dict[str, Any]:
+    return failure(
+        "NotAuthorized",
+        "governance",
+        "without API keys this server only answers requests to a loopback host from no "
+        "other origin",
+        retry="requires_authority",
+        hint="Connect to 127.0.0.1, or start the server with an API key.",
+    )
+
+
+def _checked_keys(
+    api_keys: Mapping[str, str | None] | None, caller: str | None
+) -> list[tuple[bytes, str | None]]:
+    if caller is not None and not isinstance(caller, str):
+        raise TypeError(f"caller must be str or None, not {type(caller).__name__}")
+    keys: list[tuple[bytes, str | None]] = []
+    for token, key_caller in (api_keys or {}).items():
+        if not isinstance(token, str) or not token.strip() or token != token.strip():
+            raise ValueError("every API key must be a non-empty str without surrounding spaces")
+        if key_caller is not None and not isinstance(key_caller, str):
+            raise TypeError("every API key must map to a caller id (str) or None")
+        keys.append((token.encode("utf-8"), caller if key_caller is None else key_caller))
+    return keys
+
+
+def _positive(name: str, value: object, kind: type | tuple[type, ...]) -> None:
+    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:  # type: ignore[operator]
+        raise ValueError(f"{name} must be a positive number, not {value!r}")

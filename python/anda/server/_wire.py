@@ -1,0 +1,399 @@
+"""The ``/kip`` wire format of Anda's Rust server, on anda's memory.
+
+Three things live here, all free of the web framework: reading a request's
+``params`` into the engine's tool arguments, the HTTP status of a KIP
+response, and the error envelopes the HTTP layer answers with itself.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from anda import _anda
+from anda._client import failure, invalid_envelope
+
+# Every member of a KIP 2.0 request envelope (anda_kip's `Request`).
+_ENVELOPE_FIELDS = frozenset(
+    {
+        "kip",
+        "request_id",
+        "space",
+        "compatibility_profile",
+        "execution",
+        "read",
+        "ingest",
+        "preconditions",
+        "operations",
+        "parameters",
+        "context",
+        "requires",
+        "options",
+        "extensions",
+    }
+)
+# Members the engine's tool arguments carry over one to one.
+_TOOL_FIELDS = ("operations", "execution", "read", "parameters")
+# Members the tool arguments cannot carry: refused, never silently dropped.
+_UNSUPPORTED = {
+    "space": "this server binds every request to the MemorySpace of its caller (its API key)",
+    "compatibility_profile": "this server speaks KIP 2.0 only",
+    "ingest": "this server does not mint Evidence from an ingest block",
+    "preconditions": "this server cannot check request preconditions",
+    "context": "this server does not take a request context",
+    "requires": "this server cannot check capability requirements",
+}
+_OPTIONS = frozenset({"dry_run", "deadline_ms", "extensions"})
+_REQUEST_ID_MAX = 256
+
+
+class Refusal(Exception):
+    """A request answered by the HTTP layer itself: an HTTP status and a KIP envelope."""
+
+    def __init__(self, status: int, response: dict[str, Any]) -> None:
+        super().__init__(response["error"]["message"])
+        self.status = status
+        self.response = response
+
+
+def tool_arguments(params: Any) -> tuple[dict[str, Any], str | None]:
+    """The engine's tool arguments for a request's ``params``, and its ``request_id``.
+
+    ``params`` is a KIP 2.0 request envelope (it has ``kip``), or the older
+    tool-argument shape (``command`` | ``commands`` | ``operations``,
+    ``parameters``, ``dry_run``) that Anda's MCP bridge and skill scripts
+    send. Raises :class:`Refusal` for an envelope this server cannot honour.
+
+    >>> tool_arguments({"kip": "2.0", "operations": [{"command": "DESCRIBE PRIMER"}],
+    ...                 "options": {"dry_run": True}, "request_id": "r1"})
+    ({'operations': [{'command': 'DESCRIBE PRIMER'}], 'dry_run': True}, 'r1')
+    >>> tool_arguments({"commands": ["DESCRIBE PRIMER"]})
+    ({'operations': ['DESCRIBE PRIMER'], 'execution': {'mode': 'sequence'}}, None)
+    >>> tool_arguments("DESCRIBE PRIMER")
+    Traceback (most recent call last):
+    ...
+    anda.server._wire.Refusal: params must be a KIP 2.0 request envelope ...
+    """
+    if not isinstance(params, dict):
+        raise invalid(
+            "params must be a KIP 2.0 request envelope (an object with `kip` and "
+            f"`operations`), not {_json_type(params)}"
+        )
+    if "kip" not in params:
+        return _legacy(params), None
+    if params["kip"] != _anda.KIP_VERSION:
+        raise Refusal(
+            400,
+            failure(
+                "UnsupportedProtocolVersion",
+                "protocol",
+                f"this server speaks KIP {_anda.KIP_VERSION}, the request declares "
+                f"{params['kip']!r}",
+                retry="non_retryable",
+            ),
+        )
+    unknown = sorted(params.keys() - _ENVELOPE_FIELDS)
+    if unknown:
+        raise invalid(f"unknown field `{unknown[0]}` in the request envelope")
+    for field, reason in _UNSUPPORTED.items():
+        if params.get(field) is not None:
+            raise unsupported(f"`{field}`: {reason}")
+    request_id = params.get("request_id")
+    if request_id is not None and not _valid_request_id(request_id):
+        raise invalid(f"request_id must be a non-empty string of at most {_REQUEST_ID_MAX}")
+    _check_extensions(params.get("extensions"), "extensions")
+    operations = params.get("operations")
+    if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
+        raise invalid("operations must be an array of operation objects")
+    arguments = {field: params[field] for field in _TOOL_FIELDS if params.get(field) is not None}
+    options = params.get("options")
+    if options is not None:
+        if not isinstance(options, dict) or not options.keys() <= _OPTIONS:
+            raise invalid(f"options takes only {sorted(_OPTIONS)}")
+        if options.get("deadline_ms") is not None:
+            # The engine itself refuses it: a deadline cannot abort a running commit.
+            raise unsupported("`options.deadline_ms`: a running write cannot be aborted")
+        _check_extensions(options.get("extensions"), "options.extensions")
+        if options.get("dry_run") is not None:
+            arguments["dry_run"] = options["dry_run"]
+    return arguments, request_id
+
+
+def _valid_request_id(value: Any) -> bool:
+    # Echoed in the answer, so it must be text that UTF-8 can carry.
+    if not isinstance(value, str) or not value.strip() or len(value) > _REQUEST_ID_MAX:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _legacy(params: dict[str, Any]) -> dict[str, Any]:
+    """The tool shape; KIP 1.x's ``commands`` batch ran in order, stopping at a failure."""
+    if "commands" not in params:
+        return params
+    if "command" in params or "operations" in params:
+        raise invalid("send one of `command`, `commands` or `operations`")
+    arguments = {key: value for key, value in params.items() if key != "commands"}
+    arguments["operations"] = params["commands"]
+    arguments.setdefault("execution", {"mode": "sequence"})
+    return arguments
+
+
+def _check_extensions(extensions: Any, where: str) -> None:
+    # The engine implements no request extensions: a critical one fails the
+    # request (as the engine fails it), any other is ignored (as it ignores it).
+    if extensions is None:
+        return
+    if not isinstance(extensions, dict):
+        raise invalid(f"{where} must be an object")
+    critical = sorted(
+        name
+        for name, value in extensions.items()
+        if isinstance(value, dict) and value.get("critical") is True
+    )
+    if critical:
+        raise unsupported(f"{where} marks {critical} critical; no request extension is supported")
+
+
+_READ_VERB = re.compile(r"\s*(FIND|SEARCH|DESCRIBE|LIST)\b", re.IGNORECASE)
+
+
+def may_write(method: str, arguments: dict[str, Any], readonly: bool) -> bool:
+    """Whether a call could change state: when its answer is lost, a write's
+    outcome is unknown, while a read may simply be sent again.
+
+    Errs towards "may write": only commands that start with a read verb
+    count as reads.
+
+    >>> may_write("execute_kip", {"command": "FIND(?p) WHERE { ?p {type: \\"Person\\"} }"}, False)
+    False
+    >>> may_write("execute_kip", {"operations": ["DESCRIBE PRIMER", "UPSERT ..."]}, False)
+    True
+    >>> may_write("execute_kip_readonly", {"command": "UPSERT ..."}, False)
+    False
+    """
+    if readonly or method == "execute_kip_readonly" or arguments.get("dry_run") is True:
+        return False
+    if "command" in arguments:
+        commands: list[Any] = [arguments["command"]]
+    else:
+        operations = arguments.get("operations")
+        commands = [
+            op.get("command") if isinstance(op, dict) else op
+            for op in (operations if isinstance(operations, list) else [None])
+        ]
+    return not all(isinstance(text, str) and _READ_VERB.match(text) for text in commands)
+
+
+# -- HTTP statuses (as anda_cognitive_nexus_server maps them) ------------------------
+
+_STATUS_BY_CODE: dict[str, int] = {
+    # Existence-neutral: "absent" and "not visible" must look the same.
+    **dict.fromkeys(("NotFoundOrNotVisible", "TransactionUnknown"), 404),
+    "Unauthenticated": 401,
+    # State the client must re-read first (the epistemic rules included).
+    **dict.fromkeys(
+        (
+            "VersionConflict",
+            "PreconditionFailed",
+            "SerializationConflict",
+            "IdempotencyConflict",
+            "SchemaEnvironmentChanged",
+            "IdentityConflict",
+            "ClientKeyConflict",
+            "IdentityMergeConflict",
+            "ImportPreviewConflict",
+            "ImmutableField",
+            "EpistemicRevisionRequired",
+            "EvidenceCorrectionRequired",
+            "EvidenceCorrectionConflict",
+            "SupersessionMismatch",
+            "InvalidLifecycleTransition",
+            "ActivityTerminal",
+            "LegalHoldConflict",
+        ),
+        409,
+    ),
+    # The coordinate the client holds is gone for good. (CursorInvalid is the
+    # pinned engine's name for what newer registries call CursorInvalidated.)
+    **dict.fromkeys(
+        (
+            "HistoricalSnapshotUnavailable",
+            "HistoricalSchemaUnavailable",
+            "CursorExpired",
+            "CursorInvalid",
+            "CursorInvalidated",
+            "ChangeCursorExpired",
+        ),
+        410,
+    ),
+    **dict.fromkeys(("TransactionTooLarge", "ArtifactTooLarge"), 413),
+    "RateLimited": 429,
+    "ExecutionTimeout": 408,
+    # A gap the runtime declares, not a bad request.
+    **dict.fromkeys(
+        (
+            "UnsupportedCapability",
+            "UnsupportedIsolation",
+            "SearchModeUnsupported",
+            "HistoricalSearchUnavailable",
+        ),
+        501,
+    ),
+    **dict.fromkeys(("SearchIndexUnavailable", "ArtifactUnavailable", "BlobUnavailable"), 503),
+    # The write may have committed: never a clean client-side failure.
+    **dict.fromkeys(("OutcomeUnknown", "InternalError"), 500),
+}
+# Syntax, protocol, schema, data, epistemic, history, search, artifact and
+# resource: the request itself must change.
+_CLIENT_CATEGORIES = frozenset(
+    {
+        "syntax",
+        "protocol",
+        "schema",
+        "data",
+        "epistemic",
+        "history",
+        "search",
+        "artifact",
+        "resource",
+    }
+)
+
+
+def error_status(error: dict[str, Any]) -> int:
+    """The HTTP status for a KIP error object.
+
+    Codes with a more specific meaning first, then the category; an error
+    this server cannot classify is a 500, since it cannot be proven
+    client-caused.
+
+    >>> error_status({"code": "InvalidSyntax", "category": "syntax"})
+    400
+    >>> error_status({"code": "NotAuthorized", "category": "governance"})
+    403
+    >>> error_status({"code": "SomeFutureCode"})
+    500
+    """
+    status = _STATUS_BY_CODE.get(error.get("code"))  # type: ignore[arg-type]
+    if status is not None:
+        return status
+    category = error.get("category")
+    if category == "governance":
+        return 403
+    return 400 if category in _CLIENT_CATEGORIES else 500
+
+
+def response_status(response: dict[str, Any]) -> int:
+    """The HTTP status for a KIP response: 200, 207 for a ``partial`` batch
+    (earlier writes are durable: an error status would invite re-sending
+    them), else the status of its error.
+
+    >>> response_status({"status": "partial", "results": []})
+    207
+    """
+    status = response.get("status")
+    if status == "succeeded":
+        return 200
+    if status == "partial":
+        return 207
+    error = first_error(response)
+    return 500 if error is None else error_status(error)
+
+
+def first_error(response: dict[str, Any]) -> dict[str, Any] | None:
+    """The request-level error, else the first failed operation's."""
+    error = response.get("error")
+    if isinstance(error, dict):
+        return error
+    for result in response.get("results") or ():
+        error = result.get("error") if isinstance(result, dict) else None
+        if isinstance(error, dict):
+            return error
+    return None
+
+
+# -- what the HTTP layer answers itself ---------------------------------------------
+
+
+def invalid(message: str) -> Refusal:
+    """A 400 ``InvalidRequestEnvelope``."""
+    return Refusal(400, invalid_envelope(message))
+
+
+def unsupported(message: str) -> Refusal:
+    """A 501 ``UnsupportedCapability``."""
+    return Refusal(
+        501,
+        failure(
+            "UnsupportedCapability",
+            "protocol",
+            message,
+            retry="non_retryable",
+            hint="Send only operations, execution, read, parameters and options.dry_run.",
+        ),
+    )
+
+
+def unauthenticated() -> dict[str, Any]:
+    return failure(
+        "Unauthenticated",
+        "governance",
+        "missing or invalid API key",
+        retry="requires_authority",
+        hint="Send the header `Authorization: Bearer <key>`.",
+    )
+
+
+def too_large(limit: int) -> dict[str, Any]:
+    return failure(
+        "ResourceExhausted",
+        "resource",
+        f"the request body exceeds the server's limit of {limit} bytes",
+        retry="requires_different_input",
+        hint="Split the batch into smaller requests.",
+    )
+
+
+def busy(limit: int) -> dict[str, Any]:
+    return failure(
+        "RateLimited",
+        "resource",
+        f"the server is already running {limit} requests",
+        retry="safe_same_request",
+        hint="Back off and send the identical request again.",
+    )
+
+
+def timed_out(message: str) -> dict[str, Any]:
+    # Overrides ExecutionTimeout's registered class: nothing here could have written.
+    return failure("ExecutionTimeout", "resource", message, retry="safe_same_request")
+
+
+def outcome_unknown() -> dict[str, Any]:
+    return failure(
+        "OutcomeUnknown",
+        "transaction",
+        "the response deadline passed while the write was still running; it may still "
+        "commit. Read the state back instead of sending the write again",
+        retry="outcome_lookup_required",
+        status="outcome_unknown",
+    )
+
+
+def internal(message: str, *, safe: bool) -> dict[str, Any]:
+    retry = "safe_same_request" if safe else "outcome_lookup_required"
+    return failure("InternalError", "system", message, retry=retry)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if value is None:
+        return "null"
+    return "a " + type(value).__name__
