@@ -103,20 +103,41 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Binding vs native Rust on one workload; writes bench-results/bench.json.
+    """Binding vs native Rust on one workload, and the write growth curve;
+    writes bench-results/bench.json and redraws docs/growth.png.
 
-    Both sides are built with the same profile (the dev profile: dependencies
-    at opt-level 2), so the ratio compares like with like. Extra arguments go
-    to tools/anda_bench/bench.py (e.g. ``-- --scale 0.2 --iterations 50``).
+    Both sides are built with the release profile, what ``pip install`` gives
+    (``-- --dev`` measures the dev profile instead), so the ratio compares like
+    with like. Other arguments go to tools/anda_bench/bench.py (e.g. ``--
+    --quick --scale 0.2 --iterations 50``).
     """
-    session.install("-r", "requirements/test.txt")
-    _install_extension(session)
+    args = list(session.posargs)
+    profile = "dev" if "--dev" in args else "release"
+    args = [arg for arg in args if arg != "--dev"]
+    session.install("-r", "requirements/test.txt", "-r", "requirements/bench.txt")
+    session.run("maturin", "develop", "--profile", profile)
     session.run(
-        "cargo", "build", "--profile", DEV_PROFILE, "-p", "anda_bench", "--locked", external=True
+        "cargo", "build", "--profile", profile, "-p", "anda_bench", "--locked", external=True
     )
     target = os.environ.get("CARGO_TARGET_DIR", "target")
-    native = os.path.join(target, "debug", "anda-bench-native")
-    session.run("python", "tools/anda_bench/bench.py", "--native", native, *session.posargs)
+    native = os.path.join(target, "debug" if profile == "dev" else profile, "anda-bench-native")
+    session.run(
+        "python", "tools/anda_bench/bench.py", "--native", native, "--profile", profile, *args
+    )
+
+
+@nox.session(python="3.12")  # atheris 3.1.0 has no CPython 3.11 wheel; anda's wheel is abi3
+def fuzz(session: nox.Session) -> None:
+    """Coverage-guided fuzzing of execute_kip with atheris: ``nox -s fuzz -- 1000000``.
+
+    The argument is the budget in executions (default 10**6); other arguments go to
+    tools/fuzz/fuzz_execute.py (``--seconds``, ``--timeout``, ``--seed``). Writes
+    bench-results/fuzz.json; a finding is written to tools/fuzz/crashes/ and fails
+    the session.
+    """
+    session.install("-r", "requirements/test.txt", "-r", "requirements/fuzz.txt")
+    _install_extension(session)
+    session.run("python", "tools/fuzz/fuzz_execute.py", *session.posargs)
 
 
 # -- wheels, sdist, reproducibility -------------------------------------------
