@@ -35,8 +35,6 @@ RELATIONS = {  # predicate: (subject type, object type, how many)
     "lives_in": ("Person", "Place", 6_000),
     "interested_in": ("Person", "Topic", 8_000),
 }
-BATCH = 250  # operations per request (the engine takes up to 256)
-ASSERTS_PER_MUTATE = 50
 TRIVIAL = "trivial"
 
 UPSERT = (
@@ -49,39 +47,21 @@ def _key(type_: str, i: int) -> str:
     return f"{type_.lower()}-{i:05d}"
 
 
-def _mutate(predicate: str, types: tuple[str, str], pairs: list[tuple[int, int]]) -> str:
-    """One transaction asserting many relations, endpoints bound by handles."""
-    endpoints = sorted({(types[0], s) for s, _ in pairs} | {(types[1], o) for _, o in pairs})
-    handle = {endpoint: f"?c{i}" for i, endpoint in enumerate(endpoints)}
-    parts = [
-        f'UPSERT CONCEPT {handle[(t, i)]} {{ MATCH {{ type: "{t}", key: "{_key(t, i)}" }} }}'
-        for t, i in endpoints
-    ]
-    parts += [
-        f'ASSERT ({handle[(types[0], s)]}, "{predicate}", {handle[(types[1], o)]}) '
-        f'{{ by: {handle[(types[0], s)]}, mode: "stated" }}'
-        for s, o in pairs
-    ]
-    return "MUTATE { " + " ".join(parts) + " }"
-
-
 def workload(scale: float, iterations: int) -> dict[str, Any]:
+    from anda.bulk import DEFAULT_CHUNK_SIZE, Relate, Upsert, _render_chunk
+
     rng = random.Random(SEED)
     counts = {t: max(2, int(n * scale)) for t, n in COUNTS.items()}
     operations: list[Any] = []
     for type_, count in counts.items():
         for i in range(count):
             operations.append(
-                {
-                    "command": UPSERT,
-                    "parameters": {
-                        "type": type_,
-                        "key": _key(type_, i),
-                        "name": f"{type_} {i:05d}",
-                        "rank": rng.randrange(1000),
-                        "score": round(rng.random(), 6),
-                    },
-                }
+                Upsert(
+                    type_,
+                    _key(type_, i),
+                    name=f"{type_} {i:05d}",
+                    attributes={"rank": rng.randrange(1000), "score": round(rng.random(), 6)},
+                )
             )
     for predicate, (subject, obj, count) in RELATIONS.items():
         pairs: set[tuple[int, int]] = set()
@@ -89,11 +69,23 @@ def workload(scale: float, iterations: int) -> dict[str, Any]:
             s, o = rng.randrange(counts[subject]), rng.randrange(counts[obj])
             if subject != obj or s != o:
                 pairs.add((s, o))
-        ordered = sorted(pairs)
-        for start in range(0, len(ordered), ASSERTS_PER_MUTATE):
-            chunk = ordered[start : start + ASSERTS_PER_MUTATE]
-            operations.append(_mutate(predicate, (subject, obj), chunk))
-    load = [operations[i : i + BATCH] for i in range(0, len(operations), BATCH)]
+        operations += [
+            Relate((subject, _key(subject, s)), predicate, (obj, _key(obj, o)))
+            for s, o in sorted(pairs)
+        ]
+    # Both sides load through the bulk path: the same transactions, rendered
+    # once here (the Python side renders its own with the same code).
+    chunks = [
+        operations[i : i + DEFAULT_CHUNK_SIZE]
+        for i in range(0, len(operations), DEFAULT_CHUNK_SIZE)
+    ]
+    load = [[list(write) for write in _render_chunk(chunk)[0]] for chunk in chunks]
+    structured = [
+        {"upsert": {"type": op.type, "key": op.key, "name": op.name, "attributes": op.attributes}}
+        if isinstance(op, Upsert)
+        else {"relate": {"subject": op.subject, "predicate": op.predicate, "object": op.object}}
+        for op in operations
+    ]
 
     people = counts["Person"]
 
@@ -164,6 +156,7 @@ def workload(scale: float, iterations: int) -> dict[str, Any]:
         "concepts": sum(counts.values()),
         "propositions": sum(int(n * scale) for *_, n in RELATIONS.values()),
         "load": load,
+        "operations": structured,
         "queries": queries,
         "iterations": iterations,
         "warmup": 3,
@@ -194,11 +187,7 @@ def python_side(path: Path) -> dict[str, Any]:
     data = json.loads(path.read_text())
     nexus = anda.Nexus()
     started = time.perf_counter()
-    for batch in data["load"]:
-        nexus.execute_kip(
-            [op if isinstance(op, str) else (op["command"], op["parameters"]) for op in batch],
-            execution="sequence",
-        )
+    nexus.bulk_write(data["operations"])
     load_seconds = time.perf_counter() - started
     peak = _peak_rss_kib()
 
@@ -307,6 +296,95 @@ def _conversion(nexus: Any, data: dict[str, Any], iterations: int) -> dict[str, 
     return report
 
 
+# -- the growth curve (its own process) ---------------------------------------------
+
+GROWTH_SIZES = (1_000, 10_000, 50_000)
+QUICK_GROWTH_SIZES = (1_000, 10_000)
+# Writes measured at each size, per way of writing.
+SINGLE_WRITES, BATCH_WRITES, BULK_WRITES = 20, 100, 1_000
+
+
+def growth_side(sizes: list[int]) -> dict[str, Any]:
+    """Write cost as the store grows: one command per write, the engine's
+    batch (one commit per operation), and the bulk path, at each size."""
+    import anda
+    from anda.bulk import Upsert
+
+    def people(start: int, stop: int, prefix: str) -> list[Upsert]:
+        return [
+            Upsert("Person", f"{prefix}{i:06d}", name=f"{prefix} {i}") for i in range(start, stop)
+        ]
+
+    nexus = anda.Nexus()
+    loaded, points = 0, []
+    for size in sizes:
+        nexus.bulk_write(people(loaded, size, "g"))
+        loaded = size
+        tag = f"s{size}-"
+        singles = []
+        for i in range(SINGLE_WRITES):
+            t = time.perf_counter_ns()
+            nexus.execute_kip(UPSERT_PERSON, {"key": f"{tag}one-{i}", "name": str(i)})
+            singles.append(time.perf_counter_ns() - t)
+        batch = [
+            (UPSERT_PERSON, {"key": f"{tag}batch-{i}", "name": str(i)}) for i in range(BATCH_WRITES)
+        ]
+        t = time.perf_counter()
+        nexus.execute_kip(batch, execution="sequence")
+        batch_seconds = time.perf_counter() - t
+        t = time.perf_counter()
+        nexus.bulk_write(people(0, BULK_WRITES, f"{tag}bulk-"))
+        bulk_seconds = time.perf_counter() - t
+        single_seconds = sum(singles) / 1e9
+        points.append(
+            {
+                "concepts": size,
+                "single_write_median_ms": statistics.median(singles) / 1e6,
+                "single_ops_per_s": SINGLE_WRITES / single_seconds,
+                "batch_ops_per_s": BATCH_WRITES / batch_seconds,
+                "bulk_ops_per_s": BULK_WRITES / bulk_seconds,
+            }
+        )
+        print(f"growth: {points[-1]}", file=sys.stderr, flush=True)
+    nexus.close()
+    return {"points": points}
+
+
+UPSERT_PERSON = (
+    'UPSERT CONCEPT ?p { MATCH { type: "Person", key: :key } SET FIELDS { name: :name } }'
+)
+
+
+def _growth_chart(growth: dict[str, Any], path: Path) -> None:
+    """Draws the growth curve (throughput by store size, log-log)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = growth["points"]
+    sizes = [p["concepts"] for p in points]
+    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for key, label in (
+        ("bulk_ops_per_s", "bulk_write (one MUTATE per 200 writes)"),
+        ("batch_ops_per_s", "execute_kip batch (one commit per write)"),
+        ("single_ops_per_s", "execute_kip, one command per write"),
+    ):
+        axes.plot(sizes, [p[key] for p in points], marker="o", label=label)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("concepts already in the store")
+    axes.set_ylabel("writes per second")
+    axes.set_title("anda write throughput as memory grows (release build, in memory)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Fixed metadata, so an unchanged curve redraws to the same bytes.
+    figure.savefig(path, metadata={"Software": None})
+    plt.close(figure)
+
+
 # -- the driver ---------------------------------------------------------------------
 
 
@@ -337,11 +415,21 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="workload size factor")
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--wheel", help="a built wheel whose size to report")
+    parser.add_argument("--profile", default="release", help="the cargo profile built")
+    parser.add_argument(
+        "--quick", action="store_true", help="growth curve up to 10k concepts, not 50k"
+    )
+    parser.add_argument("--chart", default="docs/growth.png", help="where to draw the curve")
     parser.add_argument("--python-side", help=argparse.SUPPRESS)
+    parser.add_argument("--growth-side", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.python_side:
         print(json.dumps(python_side(Path(args.python_side))))
+        return 0
+    if args.growth_side:
+        sizes = [int(size) for size in args.growth_side.split(",")]
+        print(json.dumps(growth_side(sizes)))
         return 0
     if not args.native:
         parser.error("--native is required")
@@ -362,6 +450,13 @@ def main() -> int:
             )
         )
         print(f"binding: loaded in {binding['load_seconds']:.1f}s", flush=True)
+    sizes = QUICK_GROWTH_SIZES if args.quick else GROWTH_SIZES
+    growth = json.loads(
+        subprocess.check_output(
+            [sys.executable, __file__, "--growth-side", ",".join(map(str, sizes))], text=True
+        )
+    )
+    _growth_chart(growth, Path(args.chart))
 
     rows = []
     for query in data["queries"]:
@@ -377,7 +472,19 @@ def main() -> int:
             }
         )
     trivial = next(r for r in rows if r["query"] == TRIVIAL)
+    by_size = {p["concepts"]: p for p in growth["points"]}
+    growth["bulk_vs_single_at_10k"] = (
+        by_size[10_000]["bulk_ops_per_s"] / by_size[10_000]["single_ops_per_s"]
+        if 10_000 in by_size
+        else None
+    )
+    growth["bulk_50k_over_1k"] = (
+        by_size[50_000]["bulk_ops_per_s"] / by_size[1_000]["bulk_ops_per_s"]
+        if 50_000 in by_size and 1_000 in by_size
+        else None
+    )
     report = {
+        "profile": args.profile,
         "machine": {
             "cpus": os.cpu_count(),
             "python": sys.version.split()[0],
@@ -403,7 +510,13 @@ def main() -> int:
             "native": (native["peak_rss_kib"] or 0) / 1024,
             "binding": (binding["peak_rss_kib"] or 0) / 1024,
         },
+        "growth": growth,
+        "chart": args.chart,
         "targets": {
+            "bulk_vs_single_at_10k_min": 20,
+            "bulk_50k_over_1k_min": 0.5,
+            "trivial_total_us_max": 50,
+            "point_lookup_us_max": 100,
             "ratio_median_max": 1.10,
             "trivial_overhead_us_max": 10,
             "async_overhead_us_max": 30,
@@ -452,6 +565,24 @@ def _table(report: dict[str, Any]) -> str:
     for name, c in report["conversion"].items():
         direct, via_json = c["objects_in_rust_median_us"], c["json_then_loads_median_us"]
         lines.append(f"  {name}: {direct:.1f} vs {via_json:.1f}")
+    growth = report["growth"]
+    lines += [
+        "",
+        f"growth ({report['profile']} build; writes per second):",
+        "| concepts | single-write median ms | one command per write /s | batch /s | bulk /s |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for p in growth["points"]:
+        lines.append(
+            f"| {p['concepts']:,} | {p['single_write_median_ms']:.2f} | "
+            f"{p['single_ops_per_s']:.0f} | {p['batch_ops_per_s']:.0f} | "
+            f"{p['bulk_ops_per_s']:.0f} |"
+        )
+    if growth["bulk_vs_single_at_10k"] is not None:
+        lines.append(f"bulk / one command per write at 10k: {growth['bulk_vs_single_at_10k']:.1f}x")
+    if growth["bulk_50k_over_1k"] is not None:
+        lines.append(f"bulk throughput at 50k / at 1k: {growth['bulk_50k_over_1k']:.2f}")
+    lines.append(f"chart: {report['chart']}")
     return "\n".join(lines)
 
 

@@ -5,7 +5,8 @@
 //! runtime built like the binding's. Prints raw samples as JSON on stdout; the
 //! Python driver computes the statistics for both sides the same way.
 use anda_embedded::{
-    EmbeddedNexus, Execution, ExecutionMode, KipOperation, Location, OpenOptions, Operation, Principal,
+    EmbeddedNexus, Execution, ExecutionMode, KipOperation, Location, OpenOptions, Operation,
+    Principal, WriteCommand,
 };
 use anda_engine::memory::KipArgs;
 use serde_json::{Map, Value, json};
@@ -72,10 +73,22 @@ async fn run(workload: &Value) -> Value {
         .expect("store opens");
 
     let started = Instant::now();
-    for batch in workload["load"].as_array().expect("load batches") {
+    // The bulk path: each chunk of writes is one transaction, as the binding's
+    // `bulk_write` commits it.
+    for chunk in workload["load"].as_array().expect("load chunks") {
+        let writes: Vec<WriteCommand> = chunk
+            .as_array()
+            .expect("a chunk of writes")
+            .iter()
+            .map(|write| {
+                let command = write[0].as_str().expect("command").to_string();
+                (command, write[1].as_object().cloned())
+            })
+            .collect();
         let response = store
-            .execute(args(batch, None, None), false, &Principal::anonymous())
-            .await;
+            .write_all(&writes, false, &Principal::anonymous())
+            .await
+            .expect("the writes combine");
         assert_eq!(
             serde_json::to_value(response.status).unwrap(),
             json!("succeeded"),

@@ -56,8 +56,8 @@ pub fn combine(commands: &[WriteCommand]) -> Result<(String, Map<String, Value>)
     let mut parameters = Map::new();
     for (index, (command, params)) in commands.iter().enumerate() {
         let prefix = format!("o{index}_");
-        let clauses = renamed_clauses(command, &prefix)
-            .map_err(|message| BulkError { index, message })?;
+        let clauses =
+            renamed_clauses(command, &prefix).map_err(|message| BulkError { index, message })?;
         text.push_str(&clauses);
         text.push('\n');
         for (name, value) in params.iter().flatten() {
@@ -202,12 +202,19 @@ mod tests {
     fn names_are_prefixed_per_command_and_values_stay_data() {
         let upsert = r#"UPSERT CONCEPT ?p { MATCH { type: "Person", key: :key } SET FIELDS { name: :name } }"#;
         let (text, parameters) = combine(&[
-            (upsert.into(), params(json!({"key": "a", "name": "A :key ?p"}))),
+            (
+                upsert.into(),
+                params(json!({"key": "a", "name": "A :key ?p"})),
+            ),
             (upsert.into(), params(json!({"key": "b", "name": "B"}))),
         ])
         .unwrap();
-        assert!(text.starts_with("MUTATE {\nUPSERT CONCEPT ?o0_p { MATCH { type: \"Person\", key: :o0_key }"));
-        assert!(text.contains("?o1_p { MATCH { type: \"Person\", key: :o1_key } SET FIELDS { name: :o1_name }"));
+        assert!(text.starts_with(
+            "MUTATE {\nUPSERT CONCEPT ?o0_p { MATCH { type: \"Person\", key: :o0_key }"
+        ));
+        assert!(text.contains(
+            "?o1_p { MATCH { type: \"Person\", key: :o1_key } SET FIELDS { name: :o1_name }"
+        ));
         assert_eq!(parameters["o0_name"], json!("A :key ?p"));
         assert_eq!(parameters.len(), 4);
     }
@@ -216,9 +223,15 @@ mod tests {
     fn strings_comments_and_map_keys_are_left_alone() {
         let command = "ASSERT (?s, \"says\", \"?x :y \\\" :z\") // :w ?v\n { by: ?s, mode:\"stated\", flag:true, n::n }";
         let (text, _) = combine(&[(command.into(), None)]).unwrap();
-        assert!(text.contains("(?o0_s, \"says\", \"?x :y \\\" :z\")"), "{text}");
+        assert!(
+            text.contains("(?o0_s, \"says\", \"?x :y \\\" :z\")"),
+            "{text}"
+        );
         assert!(!text.contains(":w"), "comments are dropped: {text}");
-        assert!(text.contains("{ by: ?o0_s, mode:\"stated\", flag:true, n::o0_n }"), "{text}");
+        assert!(
+            text.contains("{ by: ?o0_s, mode:\"stated\", flag:true, n::o0_n }"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -231,12 +244,18 @@ mod tests {
 
     #[test]
     fn reads_and_broken_text_are_refused_with_their_index() {
-        let ok = ("UPSERT CONCEPT ?p { MATCH {type: \"Person\", key: \"k\"} }".into(), None);
+        let ok = (
+            "UPSERT CONCEPT ?p { MATCH {type: \"Person\", key: \"k\"} }".into(),
+            None,
+        );
         let read = ("FIND(?p) WHERE { ?p {type: \"Person\"} }".into(), None);
         let err = combine(&[ok.clone(), read]).unwrap_err();
         assert_eq!(err.index, 1);
         assert!(err.message.starts_with("not a KML write"), "{err}");
         let open = ("UPSERT CONCEPT ?p { MATCH {key: \"k} }".into(), None);
-        assert_eq!(combine(&[ok, open]).unwrap_err().message, "unterminated string literal");
+        assert_eq!(
+            combine(&[ok, open]).unwrap_err().message,
+            "unterminated string literal"
+        );
     }
 }

@@ -49,7 +49,9 @@ impl Log for DamageLog {
             document: field("doc_id").and_then(|id| id.parse().ok()),
             message,
         };
-        let mut recent = RECENT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut recent = RECENT
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if recent.len() == KEPT_EVENTS {
             recent.remove(0);
         }
@@ -84,7 +86,9 @@ pub fn since(mark: u64) -> Option<Vec<Problem>> {
     if now == mark {
         return None;
     }
-    let recent = RECENT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let recent = RECENT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let new = usize::try_from(now - mark).unwrap_or(usize::MAX);
     Some(recent[recent.len().saturating_sub(new)..].to_vec())
 }

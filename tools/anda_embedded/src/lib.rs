@@ -17,8 +17,8 @@ mod verify;
 
 use anda_cognitive_nexus::{CognitiveNexus, nexus::DEFAULT_SPACE, profiles};
 use anda_db::database::{AndaDB, DBConfig};
-use anda_engine::memory::{KipArgs, MemoryManagement};
 pub use anda_engine::memory::Tenancy;
+use anda_engine::memory::{KipArgs, MemoryManagement};
 use anda_kip::{Request, Response, execute_request, execute_request_readonly};
 use anda_object_store::MetaStoreBuilder;
 pub use candid::Principal;
@@ -443,20 +443,23 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let rt = runtime();
         rt.block_on(async {
-            let first = EmbeddedNexus::open(Location::Directory(dir.clone()), &OpenOptions::default())
-                .await
-                .unwrap();
+            let first =
+                EmbeddedNexus::open(Location::Directory(dir.clone()), &OpenOptions::default())
+                    .await
+                    .unwrap();
             let second =
-                EmbeddedNexus::open(Location::Directory(dir.clone()), &OpenOptions::default()).await;
+                EmbeddedNexus::open(Location::Directory(dir.clone()), &OpenOptions::default())
+                    .await;
             assert!(
                 matches!(second, Err(StoreError::Locked { .. })),
                 "{second:?}"
             );
             first.close().await.unwrap();
             drop(first);
-            let again = EmbeddedNexus::open(Location::Directory(dir.clone()), &OpenOptions::default())
-                .await
-                .unwrap();
+            let again =
+                EmbeddedNexus::open(Location::Directory(dir.clone()), &OpenOptions::default())
+                    .await
+                    .unwrap();
             again.close().await.unwrap();
         });
         std::fs::remove_dir_all(&dir).unwrap();

@@ -39,13 +39,16 @@ pub fn tool_definition(tool: ToolName) -> Value {
 /// The agent-facing documents anda_kip ships, by the names anda exposes them.
 pub fn agent_texts() -> [(&'static str, &'static str); 6] {
     [
-    ("kip_syntax", anda_kip::KIP_SYNTAX),
-    ("self_instructions", anda_kip::SELF_INSTRUCTIONS),
-    ("system_instructions", anda_kip::SYSTEM_INSTRUCTIONS),
-    ("cognitive_memory_profile", anda_kip::COGNITIVE_MEMORY_PROFILE),
-    // The two cards the self instructions say to load with them.
-    ("kip_recall_card", anda_kip::KIP_RECALL_CARD),
-    ("kip_formation_card", anda_kip::KIP_FORMATION_CARD),
+        ("kip_syntax", anda_kip::KIP_SYNTAX),
+        ("self_instructions", anda_kip::SELF_INSTRUCTIONS),
+        ("system_instructions", anda_kip::SYSTEM_INSTRUCTIONS),
+        (
+            "cognitive_memory_profile",
+            anda_kip::COGNITIVE_MEMORY_PROFILE,
+        ),
+        // The two cards the self instructions say to load with them.
+        ("kip_recall_card", anda_kip::KIP_RECALL_CARD),
+        ("kip_formation_card", anda_kip::KIP_FORMATION_CARD),
     ]
 }
 

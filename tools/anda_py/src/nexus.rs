@@ -10,8 +10,8 @@ use crate::{
     runtime::{self, Outcome},
 };
 use anda_embedded::{
-    EmbeddedNexus, ExecutionMode, StoreError, skipped, KipOperation, Location, OpenOptions, Operation, Principal,
-    Tenancy, ToolName, WriteCommand, caller_principal, invalid_arguments,
+    EmbeddedNexus, ExecutionMode, KipOperation, Location, OpenOptions, Operation, Principal,
+    StoreError, Tenancy, ToolName, WriteCommand, caller_principal, invalid_arguments, skipped,
 };
 use anda_engine::memory::KipArgs;
 use anda_kip::Response;
@@ -76,9 +76,10 @@ impl NativeNexus {
         };
         let tenancy = tenancy_from_name(tenancy)?;
         let options = OpenOptions { name, tenancy };
-        let store = runtime::block_on(py, async move {
-            EmbeddedNexus::open(location, &options).await
-        })?
+        let store = runtime::block_on(
+            py,
+            async move { EmbeddedNexus::open(location, &options).await },
+        )?
         .map_err(errors::from_store_error)?;
         Ok(Self {
             store: Arc::new(RwLock::new(Some(Arc::new(store)))),
@@ -469,7 +470,8 @@ fn principal(caller: Option<&str>) -> Principal {
 /// under the engine's rules; what fails becomes the model's error result.
 fn tool_arguments(arguments: &Bound<'_, PyAny>) -> Result<Value, Response> {
     if let Ok(text) = arguments.cast::<PyString>() {
-        let text = convert::to_utf8(text).map_err(|err| invalid_arguments(&err.describe("arguments")))?;
+        let text =
+            convert::to_utf8(text).map_err(|err| invalid_arguments(&err.describe("arguments")))?;
         return serde_json::from_str(&text)
             .map_err(|err| invalid_arguments(&format!("not valid JSON: {err}")));
     }
