@@ -382,6 +382,7 @@ struct Job {
     work: Work,
 }
 
+#[allow(clippy::large_enum_variant)] // one per call, moved once into its task
 enum Work {
     Kip {
         args: KipArgs,
@@ -390,7 +391,7 @@ enum Work {
     Tool {
         tool: ToolName,
         /// The model's arguments as JSON, or the failed response they earn.
-        arguments: Result<Value, Response>,
+        arguments: Result<Value, Box<Response>>,
         readonly: bool,
     },
     Bulk {
@@ -418,7 +419,7 @@ async fn respond(job: Job) -> PyResult<Response> {
                     .call_tool(tool, arguments, readonly, &job.caller)
                     .await
             }
-            Err(response) => response,
+            Err(response) => *response,
         },
         Work::Bulk { writes, readonly } => nexus
             .write_all(&writes, readonly, &job.caller)
@@ -468,14 +469,14 @@ fn principal(caller: Option<&str>) -> Principal {
 
 /// A model's tool arguments as JSON: text is parsed, anything else converted
 /// under the engine's rules; what fails becomes the model's error result.
-fn tool_arguments(arguments: &Bound<'_, PyAny>) -> Result<Value, Response> {
+fn tool_arguments(arguments: &Bound<'_, PyAny>) -> Result<Value, Box<Response>> {
+    let invalid = |detail: &str| Box::new(invalid_arguments(detail));
     if let Ok(text) = arguments.cast::<PyString>() {
-        let text =
-            convert::to_utf8(text).map_err(|err| invalid_arguments(&err.describe("arguments")))?;
+        let text = convert::to_utf8(text).map_err(|err| invalid(&err.describe("arguments")))?;
         return serde_json::from_str(&text)
-            .map_err(|err| invalid_arguments(&format!("not valid JSON: {err}")));
+            .map_err(|err| invalid(&format!("not valid JSON: {err}")));
     }
-    convert::to_json(arguments, 0).map_err(|err| invalid_arguments(&err.describe("arguments")))
+    convert::to_json(arguments, 0).map_err(|err| invalid(&err.describe("arguments")))
 }
 
 fn tenancy_from_name(name: &str) -> PyResult<Tenancy> {
