@@ -355,7 +355,7 @@ UPSERT_PERSON = (
 )
 
 
-def _growth_chart(growth: dict[str, Any], path: Path) -> None:
+def _growth_chart(growth: dict[str, Any], path: Path, profile: str) -> None:
     """Draws the growth curve (throughput by store size, log-log)."""
     import matplotlib
 
@@ -375,7 +375,7 @@ def _growth_chart(growth: dict[str, Any], path: Path) -> None:
     axes.set_yscale("log")
     axes.set_xlabel("concepts already in the store")
     axes.set_ylabel("writes per second")
-    axes.set_title("anda write throughput as memory grows (release build, in memory)")
+    axes.set_title(f"anda write throughput as memory grows ({profile} build, in memory)")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     figure.tight_layout()
@@ -456,7 +456,7 @@ def main() -> int:
             [sys.executable, __file__, "--growth-side", ",".join(map(str, sizes))], text=True
         )
     )
-    _growth_chart(growth, Path(args.chart))
+    _growth_chart(growth, Path(args.chart), args.profile)
 
     rows = []
     for query in data["queries"]:
