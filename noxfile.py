@@ -20,8 +20,11 @@ import nox
 nox.options.sessions = ["lint", "typecheck", "test"]
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
+# A session whose interpreter is missing fails: it never "passes" by skipping.
+nox.options.error_on_missing_interpreters = True
 
-PYTHON = "3.11"
+# The sessions run on the CPython that runs nox (any supported one, 3.10+).
+PYTHON = None
 # The profile ``maturin develop`` builds with; ``cargo test`` reuses its dependencies.
 DEV_PROFILE = "dev"
 
@@ -126,7 +129,26 @@ def bench(session: nox.Session) -> None:
     )
 
 
-@nox.session(python="3.12")  # atheris 3.1.0 has no CPython 3.11 wheel; anda's wheel is abi3
+def _cpython_at_least(minor: int) -> str:
+    """A CPython 3.minor+ interpreter: on PATH, else one pyenv has installed."""
+    for candidate in (f"python3.{m}" for m in range(minor, 16)):
+        if (
+            shutil.which(candidate)
+            and subprocess.run(
+                [candidate, "--version"], capture_output=True, check=False
+            ).returncode
+            == 0
+        ):
+            return candidate
+    root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False)
+    for path in sorted(glob.glob(os.path.join(root.stdout.strip(), "versions", "3.*", "bin"))):
+        version = Path(path).parent.name
+        if not version.endswith("t") and int(version.split(".")[1]) >= minor:
+            return os.path.join(path, "python3")
+    return f"3.{minor}"  # not found: nox fails the session, naming it
+
+
+@nox.session(python=_cpython_at_least(12))  # atheris 3.1.0: no 3.11 wheel; anda's wheel is abi3
 def fuzz(session: nox.Session) -> None:
     """Coverage-guided fuzzing of execute_kip with atheris: ``nox -s fuzz -- 1000000``.
 
