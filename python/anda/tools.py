@@ -176,7 +176,7 @@ def anthropic(readonly: bool = False) -> list[dict[str, Any]]:
 
 
 def instructions(
-    memory: Memory | None = None,
+    nexus: Memory | None = None,
     *,
     caller: str | None = None,
     include_profile: bool = False,
@@ -186,7 +186,7 @@ def instructions(
     The engine's self instructions with the recall and formation cards they
     are written to be loaded with, and the KIP syntax card; with
     ``include_profile=True`` also the Cognitive Memory Profile (long). Given a
-    memory (a :class:`anda.Nexus` or :class:`anda.Client`), the store's live
+    memory (a :class:`anda.Nexus` or an :class:`anda.Client`), the store's live
     ``DESCRIBE PRIMER`` (as ``caller`` sees it) is appended, so the model
     starts knowing what the memory holds.
 
@@ -201,8 +201,8 @@ def instructions(
     parts = [SELF_INSTRUCTIONS, KIP_RECALL_CARD, KIP_FORMATION_CARD, KIP_SYNTAX]
     if _checked_bool("include_profile", include_profile):
         parts.append(COGNITIVE_MEMORY_PROFILE)
-    if memory is not None:
-        primer = memory.execute_kip("DESCRIBE PRIMER", caller=caller)
+    if nexus is not None:
+        primer = nexus.execute_kip("DESCRIBE PRIMER", caller=caller)
         parts.append(
             "# Your memory now (live DESCRIBE PRIMER)\n\n```json\n"
             + json.dumps(primer["results"][0]["result"], ensure_ascii=False, indent=2)
@@ -224,7 +224,7 @@ class _Call:
     arguments: str | Mapping[str, Any]
 
 
-def handle(memory: Memory, call: Any, *, caller: str | None = None) -> dict[str, Any]:
+def handle(nexus: Memory, call: Any, *, caller: str | None = None) -> dict[str, Any]:
     """Runs a provider's tool call and returns the tool-result message for it.
 
     ``call`` is what the provider's SDK returned, as its object or as a dict:
@@ -251,11 +251,11 @@ def handle(memory: Memory, call: Any, *, caller: str | None = None) -> dict[str,
     ('tool_result', 'toolu_1', True)
     """
     parsed = _parse_call(call)
-    result = memory.call_tool(parsed.name, parsed.arguments, caller=caller)
+    result = nexus.call_tool(parsed.name, parsed.arguments, caller=caller)
     return _reply(parsed, result)
 
 
-async def handle_async(memory: Memory, call: Any, *, caller: str | None = None) -> dict[str, Any]:
+async def handle_async(nexus: Memory, call: Any, *, caller: str | None = None) -> dict[str, Any]:
     """:func:`handle` for ``asyncio``: same arguments, same result.
 
     >>> import anda, asyncio
@@ -270,7 +270,7 @@ async def handle_async(memory: Memory, call: Any, *, caller: str | None = None) 
     ('function_call_output', 'c1')
     """
     parsed = _parse_call(call)
-    result = await memory.call_tool_async(parsed.name, parsed.arguments, caller=caller)
+    result = await nexus.call_tool_async(parsed.name, parsed.arguments, caller=caller)
     return _reply(parsed, result)
 
 
