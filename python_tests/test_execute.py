@@ -42,9 +42,14 @@ def test_module_level_signature_is_the_seed_one() -> None:
     import inspect
 
     params = inspect.signature(anda.execute_kip).parameters
-    assert list(params) == ["command", "parameters", "dry_run"]
+    positional = [name for name, p in params.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert positional == ["command", "parameters", "dry_run"]
     assert params["parameters"].default is None
     assert params["dry_run"].default is False
+    # Anything added since is keyword-only, so the seed call shape never changes.
+    assert {name: p.kind for name, p in params.items() if name not in positional} == {
+        "caller": inspect.Parameter.KEYWORD_ONLY
+    }
 
 
 @pytest.mark.parametrize(
