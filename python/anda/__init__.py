@@ -12,7 +12,9 @@ Importing is cheap: no store exists until the first call needs one.
 """
 
 from anda import _anda, bulk, tools
+from anda._capsules import Capsule, SchemaPackage
 from anda._client import Client
+from anda._copy import CopyResult, copy_store
 from anda._location import open_memory
 from anda._memory import Memory
 from anda._nexus import Command, Execution, Nexus, Tenancy, VerifyReport, default_nexus, execute_kip
@@ -91,8 +93,10 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_SAFE_INTEGER",
     "AndaError",
+    "Capsule",
     "Client",
     "Command",
+    "CopyResult",
     "CorruptStoreError",
     "EnginePanicError",
     "Execution",
@@ -115,6 +119,7 @@ __all__ = [
     "Nexus",
     "NexusClosedError",
     "RemoteError",
+    "SchemaPackage",
     "ServerUnreachableError",
     "StoreError",
     "StoreLockedError",
@@ -123,6 +128,7 @@ __all__ = [
     "__version__",
     "bulk",
     "caller_principal",
+    "copy_store",
     "default_nexus",
     "execute_kip",
     "open_memory",

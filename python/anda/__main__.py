@@ -6,7 +6,8 @@ the argument, from ``--file PATH``, or from standard input (no argument, or
 rejects the command, the error goes to standard error and the exit status is 1
 (2 for a usage error).
 
-Other doors are subcommands: ``python -m anda mcp`` (an MCP server over stdio).
+Other doors are subcommands: ``check``, ``load``, ``export``, ``import``,
+``copy``, ``mcp`` (an MCP server over stdio) and ``serve`` (HTTP).
 """
 
 from __future__ import annotations
@@ -44,10 +45,15 @@ def _parser() -> argparse.ArgumentParser:
 # optional dependencies (the MCP SDK, ...) are never needed by `run`.
 _SUBCOMMANDS = {
     "check": "anda._check",
+    "copy": "anda._transfer",
+    "export": "anda._transfer",
+    "import": "anda._transfer",
     "load": "anda._load",
     "mcp": "anda.mcp",
     "serve": "anda.server",
 }
+# Subcommands whose module serves several: the function each one runs.
+_ENTRY_POINTS = {"copy": "copy_main", "export": "export_main", "import": "import_main"}
 
 
 def _version() -> str:
@@ -89,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The door's optional dependency is missing; its message names the extra.
             print(f"error: {err}", file=sys.stderr)
             return 2
-        status: int = subcommand.main(argv[1:])
+        status: int = getattr(subcommand, _ENTRY_POINTS.get(argv[0], "main"))(argv[1:])
         return status
     if argv and argv[0] == "run":
         argv = argv[1:]

@@ -52,7 +52,13 @@ class NativeTask:
 @final
 class NativeNexus:
     def __new__(
-        cls, path: str | os.PathLike[str] | None, name: str, readonly: bool, tenancy: str
+        cls,
+        path: str | os.PathLike[str] | None,
+        name: str,
+        readonly: bool,
+        tenancy: str,
+        schema_packages: list[tuple[str, str]],
+        inject_faults: bool,
     ) -> NativeNexus: ...
     @property
     def closed(self) -> bool: ...
@@ -101,5 +107,22 @@ class NativeNexus:
     def verify(
         self,
     ) -> tuple[list[tuple[str, int]], int, list[tuple[str, int | None, str]]]: ...
+    def install_schema_packages(
+        self, packages: list[tuple[str, str]], activate: bool
+    ) -> dict[str, Any]: ...
+    def import_capsule(self, capsule: str, dry_run: bool) -> dict[str, Any]: ...
+    def _fault_rule(
+        self,
+        op: str,
+        kind: str,
+        path_contains: str | None,
+        skip: int,
+        times: int,
+        keep_bytes: int,
+        delay_seconds: float,
+    ) -> None: ...
+    def _fault_crash_after(self, n: int) -> None: ...
+    def _fault_reset(self) -> None: ...
+    def _fault_events(self) -> list[tuple[str, str, str]]: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 from anda._client import Client
 from anda._location import open_memory
 from anda._nexus import Nexus
 
-__all__ = ["add_store_arguments", "open_from_arguments"]
+__all__ = ["add_store_arguments", "open_from_arguments", "progress_bar"]
 
 
 def add_store_arguments(
     parser: argparse.ArgumentParser, *, readonly_help: str = "refuse state-changing commands"
 ) -> None:
-    """``--db``, ``--name``, ``--readonly``, ``--tenancy`` and ``--caller``."""
+    """``--db``, ``--name``, ``--readonly``, ``--tenancy``, ``--caller`` and
+    ``--schema-package``."""
     parser.add_argument(
         "--db",
         default=os.environ.get("ANDA_DB") or None,
@@ -34,10 +36,35 @@ def add_store_arguments(
     parser.add_argument(
         "--caller", default=None, help="who the calls run as (a principal or any id)"
     )
+    parser.add_argument(
+        "--schema-package",
+        action="append",
+        default=None,
+        metavar="FILE",
+        dest="schema_packages",
+        help="a Schema Package (JSON file) to install and activate; repeatable",
+    )
 
 
 def open_from_arguments(args: argparse.Namespace, **extra: Any) -> Nexus | Client:
     """The memory the parsed arguments name."""
     return open_memory(
-        args.db, readonly=args.readonly, name=args.name, tenancy=args.tenancy, **extra
+        args.db,
+        readonly=args.readonly,
+        name=args.name,
+        tenancy=args.tenancy,
+        schema_packages=args.schema_packages,
+        **extra,
     )
+
+
+def progress_bar(enabled: bool, total: int | None, *, unit: str, desc: str) -> Any:
+    """A tqdm bar on standard error when it is a terminal (``anda[cli]``), else ``None``."""
+    if not enabled or not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        print("anda: pip install 'anda[cli]' for a progress bar", file=sys.stderr)
+        return None
+    return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr)

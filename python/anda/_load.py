@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 import anda
-from anda._cli import add_store_arguments, open_from_arguments
+from anda._cli import add_store_arguments, open_from_arguments, progress_bar
 from anda.bulk import DEFAULT_CHUNK_SIZE, BulkWriteError
 
 
@@ -64,17 +64,6 @@ class _Lines:
             yield operation
 
 
-def _progress_bar(enabled: bool, total: int | None) -> Any:
-    if not enabled or not sys.stderr.isatty():
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        print("anda: pip install 'anda[cli]' for a progress bar", file=sys.stderr)
-        return None
-    return tqdm(total=total, unit="op", desc="loading", file=sys.stderr)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -85,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:
         parser.error(f"cannot read {args.file}: {err}")
     lines = _Lines(stream)
-    bar = _progress_bar(not args.no_progress, None)
+    bar = progress_bar(not args.no_progress, None, unit="op", desc="loading")
     shown = 0
 
     def progress(committed: int) -> None:

@@ -14,6 +14,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from anda import _anda
+from anda._capsules import (
+    DEFAULT_SPACE,
+    Capsule,
+    SchemaPackage,
+    capsule_text,
+    export_command,
+    package_source,
+    package_sources,
+)
 from anda.bulk import DEFAULT_CHUNK_SIZE, BulkResult, Operation, Write, write_chunks
 from anda.errors import AndaError, CorruptStoreError, StoreError, error_from_response
 from anda.tools import ToolResult
@@ -103,6 +112,13 @@ class Nexus:
             :class:`anda.CorruptStoreError`. It costs a full read of the
             store. Without it, opening still refuses a store whose engine
             had to skip records while opening.
+        schema_packages: Schema Package artifacts (mappings, JSON text or
+            JSON file paths) to install and activate in the default Space on
+            top of the bootstrap Cognitive Memory profile and general domain,
+            as :meth:`install_schema_package` does. Idempotent: reopening with
+            the same packages changes nothing, and a package stays active when
+            a later open leaves it out. A refused package raises the engine's
+            :class:`anda.KipError` and is not installed.
 
     A directory can be open in one Nexus at a time; a second one, in this
     process or another, raises :class:`anda.StoreLockedError`. A Nexus is safe
@@ -131,6 +147,8 @@ class Nexus:
         readonly: bool = False,
         tenancy: Tenancy = "shared",
         verify: bool = False,
+        schema_packages: Iterable[SchemaPackage] = (),
+        _inject_faults: bool = False,
     ) -> None:
         if path is not None:
             path = os.fspath(path)
@@ -147,7 +165,10 @@ class Nexus:
         if tenancy not in _TENANCIES:
             raise ValueError(f"tenancy must be one of {_TENANCIES}, not {tenancy!r}")
         _check_bool("verify", verify)
-        self._native = _anda.NativeNexus(path, name, readonly, tenancy)
+        packages = package_sources(schema_packages)
+        if packages and readonly is True:
+            raise ValueError("schema_packages need a writable store; open it without readonly")
+        self._native = _anda.NativeNexus(path, name, readonly, tenancy, packages, _inject_faults)
         _open_stores.add(self)
         if verify:
             report = self.verify()
@@ -406,6 +427,159 @@ class Nexus:
             collections=dict(collections),
         )
 
+    def install_schema_package(
+        self, package: SchemaPackage, *, activate: bool = True
+    ) -> dict[str, Any]:
+        """Installs a Schema Package and, with ``activate`` (the default), puts
+        it in force in the default Space beside the packages already active.
+
+        Args:
+            package: the artifact: a mapping, its JSON text, or a JSON file path.
+            activate: ``False`` only installs it: stored, checked, but not in
+                force (its types are unknown to commands and ``LIST SCHEMA
+                PACKAGES``) until it is installed again with ``activate``.
+
+        Returns:
+            ``{"installed": [package_ref], "schema_environment_version": n,
+            "active": {package_id: version}}``. Installing the same package
+            again changes nothing (the version stays).
+
+        Raises:
+            anda.KipError: the engine refused the package: unreadable
+                (``ArtifactParseError``), invalid, a new content under an
+                installed version (``DigestMismatch``), or defining a name
+                another active package already defines
+                (``SchemaSymbolConflict``). Nothing is installed then.
+            anda.KipProtocolError: the store is read-only.
+
+        >>> import anda
+        >>> with anda.Nexus() as nexus:
+        ...     result = nexus.install_schema_package("examples/schema/support-1.0.0.json")
+        ...     created = nexus.execute_kip(
+        ...         'UPSERT CONCEPT ?t { MATCH { type: "Ticket", key: "T-1" } '
+        ...         'SET FIELDS { name: "Login fails" } }'
+        ...     )
+        >>> result["active"]["kip://example.com/support"], created["status"]
+        ('1.0.0', 'succeeded')
+        """
+        source = package_source(package)
+        _check_bool("activate", activate)
+        self._refuse_if_readonly("install a schema package")
+        return _result(self._native.install_schema_packages([source], activate))
+
+    def export_capsule(
+        self,
+        query: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        caller: str | None = None,
+    ) -> dict[str, Any]:
+        """Exports memory as a KIP Capsule: a self-verifying artifact (its
+        records, the schema they depend on, a content digest) that
+        :meth:`import_capsule` reads into another store.
+
+        Args:
+            query: ``None`` for the whole memory (every concept, proposition,
+                assertion, evidence and activity, with what they reference);
+                the patterns of a ``WHERE`` block that binds ``?roots`` (e.g.
+                ``'?roots {type: "Person"}'``); or a whole ``EXPORT CAPSULE``
+                command, for ``WITH { closure: ... }`` or ``AS OF SEQ``.
+            parameters: values for the query's ``:name`` placeholders.
+            caller: who exports, under ``tenancy="per_caller"``.
+
+        Returns:
+            The Capsule as a dict (``format``, ``payload``, ``integrity``).
+
+        >>> import anda
+        >>> with anda.Nexus() as nexus:
+        ...     _ = nexus.execute_kip(
+        ...         'UPSERT CONCEPT ?p { MATCH { type: "Person", key: "ada" } }'
+        ...     )
+        ...     capsule = nexus.export_capsule('?roots {type: "Person"}')
+        >>> capsule["format"], len(capsule["payload"]["records"])
+        ('KIP-Cognitive-Capsule', 1)
+        """
+        response = self.execute_kip(export_command(query), parameters, caller=caller)
+        capsule: dict[str, Any] = response["results"][0]["result"]
+        return capsule
+
+    def verify_capsule(self, capsule: Capsule) -> dict[str, Any]:
+        """Checks a Capsule's integrity (``VERIFY CAPSULE``): its payload must
+        digest to what it declares.
+
+        Returns:
+            The engine's verdict, e.g. ``{"valid": True, "records": 3, ...}``.
+
+        Raises:
+            anda.KipArtifactError: the capsule was modified
+                (``DigestMismatch``) or is not a capsule.
+        """
+        response = self.execute_kip("VERIFY CAPSULE :capsule", {"capsule": capsule_text(capsule)})
+        verdict: dict[str, Any] = response["results"][0]["result"]
+        return verdict
+
+    def import_capsule(self, capsule: Capsule, *, dry_run: bool = False) -> dict[str, Any]:
+        """Imports a Capsule into this store's default Space.
+
+        The engine's ``merge`` import: the capsule is verified first (a
+        tampered one is refused before anything is written), every schema
+        package it depends on must be active here, and every record gets a new
+        id in this store (``identity_map`` says which). Importing the same
+        capsule again resolves to the elements the first import created
+        instead of duplicating them. Keys are not carried over: the engine
+        treats a ``key`` as local to the Space that assigned it (two memories'
+        ``"alice"`` may be two people), so imported concepts have none. To
+        move or back up a whole store with its keys and ids, use
+        :func:`anda.copy_store`. With ``dry_run``, it is checked and
+        previewed (``PREVIEW IMPORT CAPSULE``) and nothing is written.
+
+        Returns:
+            ``{"imported": bool, "counts": {kind: n}, "identity_map": {source
+            id: new id}, "warnings": [...]}``.
+
+        Raises:
+            anda.KipArtifactError: the capsule fails verification.
+            anda.KipSchemaError: it needs a schema package this store lacks
+                (``SchemaPackageUnavailable``).
+            anda.KipProtocolError: the store is read-only.
+
+        >>> import anda
+        >>> with anda.Nexus() as source, anda.Nexus() as other:
+        ...     _ = source.execute_kip(
+        ...         'UPSERT CONCEPT ?p { MATCH { type: "Person", key: "ada" } '
+        ...         'SET FIELDS { name: "Ada" } }'
+        ...     )
+        ...     report = other.import_capsule(source.export_capsule())
+        ...     found = other.execute_kip('FIND(?p.name, ?p.key) WHERE { ?p {type: "Person"} }')
+        >>> report["imported"], report["counts"], found["results"][0]["result"]
+        (True, {'concept': 1}, [['Ada', None]])
+        """
+        text = capsule_text(capsule)
+        _check_bool("dry_run", dry_run)
+        if dry_run:
+            response = self.execute_kip(
+                "PREVIEW IMPORT CAPSULE :capsule INTO :space",
+                {"capsule": text, "space": DEFAULT_SPACE},
+            )
+            preview: dict[str, Any] = response["results"][0]["result"]
+            return preview
+        self._refuse_if_readonly("import a capsule")
+        self.verify_capsule(text)
+        return _result(self._native.import_capsule(text, False))
+
+    def _refuse_if_readonly(self, what: str) -> None:
+        if self._native.readonly:
+            raise error_from_response(
+                {
+                    "status": "failed",
+                    "error": {
+                        "code": "ReadonlyViolation",
+                        "category": "protocol",
+                        "message": f"this Nexus is read-only: cannot {what}",
+                    },
+                }
+            )
+
     def flush(self) -> None:
         """Writes everything pending to storage without closing.
 
@@ -518,6 +692,11 @@ def _normalise(
     if execution is None and len(batch) > 1 and not readonly:
         execution = "sequence"
     return batch, execution
+
+
+def _result(response: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = _checked(response)["result"]
+    return result
 
 
 def _checked(response: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """Helpers for testing code that uses anda.
 
 - :func:`dump_store`: a canonical, comparable snapshot of a store's contents.
+- :func:`open_with_faults`: a directory store behind a fault-injecting object
+  store, to prove that code survives storage failures.
 - :mod:`anda.testing.strategies`: Hypothesis strategies that generate KIP
   commands and parameters in the pinned engine's dialect (needs
   ``hypothesis``; ``pip install 'anda[testing]'``).
@@ -19,11 +21,21 @@ True
 from __future__ import annotations
 
 import json
-from typing import Any
+import os
+from typing import Any, Literal
 
 from anda._nexus import Nexus
 
-__all__ = ["CONCEPT_STATES", "dump_store"]
+__all__ = ["CONCEPT_STATES", "FaultInjector", "dump_store", "open_with_faults"]
+
+#: A storage operation a fault can hit.
+StorageOperation = Literal[
+    "put", "get", "delete", "list", "copy", "rename",
+    "multipart_start", "multipart_part", "multipart_complete", "multipart_abort",
+]  # fmt: skip
+#: What a fault does: fail before storage, lose the acknowledgement after it,
+#: keep part of a put, cut the power (every later request fails), or wait.
+FaultKind = Literal["error", "error_after", "torn", "crash", "delay"]
 
 #: Every lifecycle state a Concept can be in.
 CONCEPT_STATES = ("active", "archived", "tombstoned", "merged", "quarantined", "purged")
@@ -80,3 +92,74 @@ def dump_store(nexus: Nexus) -> dict[str, Any]:
         "propositions": _sorted_rows(_without_object_ids(results[-2]["result"])),
         "assertions": _sorted_rows(_without_object_ids(results[-1]["result"])),
     }
+
+
+class FaultInjector:
+    """Schedules storage faults for a store opened by :func:`open_with_faults`.
+
+    Rules fire on the object-store requests AndaDB makes (after ``skip``
+    matching requests, at most ``times`` times); :meth:`reset` removes them all.
+    """
+
+    __slots__ = ("_native",)
+
+    def __init__(self, nexus: Nexus) -> None:
+        self._native = nexus._native
+
+    def fail(
+        self,
+        operation: StorageOperation,
+        kind: FaultKind = "error",
+        *,
+        path_contains: str | None = None,
+        skip: int = 0,
+        times: int = 1,
+        keep_bytes: int = 0,
+        delay: float = 0.0,
+    ) -> None:
+        """Adds a rule: the next matching ``operation`` (on a path containing
+        ``path_contains``, if given) fails as ``kind`` says. ``torn`` keeps the
+        first ``keep_bytes`` of a put; ``delay`` holds one request ``delay``
+        seconds."""
+        self._native._fault_rule(operation, kind, path_contains, skip, times, keep_bytes, delay)
+
+    def crash_after(self, mutations: int) -> None:
+        """Cuts the power after ``mutations`` more attempted writes: that one
+        and every later request fail until :meth:`reset`."""
+        self._native._fault_crash_after(mutations)
+
+    def reset(self) -> None:
+        """Removes every rule, restores power and clears the event log."""
+        self._native._fault_reset()
+
+    def events(self) -> list[tuple[str, str, str]]:
+        """Each write the store attempted, as ``(operation, path, outcome)``;
+        outcome is ``Attempted``, ``BackendSucceeded``, ``BackendFailed``,
+        ``ResponseFailed`` (a fault fired) or ``Cancelled``."""
+        return self._native._fault_events()
+
+
+def open_with_faults(
+    path: str | os.PathLike[str], *, name: str | None = None
+) -> tuple[Nexus, FaultInjector]:
+    """Opens the directory store at ``path`` behind a fault-injecting object
+    store, for reliability tests: every call either succeeds or raises an
+    :class:`anda.AndaError`, whatever the faults.
+
+    >>> import tempfile, anda
+    >>> from anda.testing import open_with_faults
+    >>> with tempfile.TemporaryDirectory() as directory:
+    ...     nexus, faults = open_with_faults(directory)
+    ...     faults.fail("put", times=1000)
+    ...     try:
+    ...         nexus.execute_kip('UPSERT CONCEPT ?p { MATCH { type: "Person", key: "a" } }')
+    ...     except anda.AndaError as err:
+    ...         refused = type(err).__name__
+    ...     faults.reset()
+    ...     nexus.close()
+    >>> refused
+    'KipSystemError'
+    """
+    options: dict[str, Any] = {} if name is None else {"name": name}
+    nexus = Nexus(path, _inject_faults=True, **options)
+    return nexus, FaultInjector(nexus)

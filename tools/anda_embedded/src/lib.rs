@@ -12,6 +12,7 @@ mod caller;
 mod damage;
 mod layout;
 mod lock;
+mod schema;
 mod tools;
 mod verify;
 
@@ -19,8 +20,8 @@ use anda_cognitive_nexus::{CognitiveNexus, nexus::DEFAULT_SPACE, profiles};
 use anda_db::database::{AndaDB, DBConfig};
 pub use anda_engine::memory::Tenancy;
 use anda_engine::memory::{KipArgs, MemoryManagement};
-use anda_kip::{Request, Response, execute_request, execute_request_readonly};
-use anda_object_store::MetaStoreBuilder;
+use anda_kip::{KipError, Request, Response, execute_request, execute_request_readonly};
+use anda_object_store::{MetaStoreBuilder, fault::FaultStore};
 pub use candid::Principal;
 use object_store::{ObjectStore, local::LocalFileSystem, memory::InMemory};
 use std::{fmt, path::PathBuf, sync::Arc};
@@ -32,6 +33,11 @@ pub use caller::caller_principal;
 use lock::DirectoryLock;
 pub use tools::{ToolName, agent_texts, invalid_arguments, tool_definition};
 pub use verify::{Problem, Report as VerifyReport};
+
+pub use anda_object_store::fault::{
+    FaultEvent, FaultGate, FaultHandle, FaultKind, FaultOp, FaultRule,
+};
+pub use schema::PackageSource;
 
 /// Records the engine skipped silently: see [`damage`].
 pub mod skipped {
@@ -82,6 +88,8 @@ pub enum Location {
 /// Why a store could not be opened or closed.
 #[derive(Debug)]
 pub enum StoreError {
+    /// A Schema Package given to open the store was refused.
+    Schema(Box<KipError>),
     /// Another open store (in this process or another) holds the directory.
     Locked { path: PathBuf, detail: String },
     /// The directory could not be created or used.
@@ -111,6 +119,7 @@ impl fmt::Display for StoreError {
                 write!(f, "cannot use store directory {}: {source}", path.display())
             }
             StoreError::Engine(message) => f.write_str(message),
+            StoreError::Schema(err) => write!(f, "{}: {}", err.code, err.message),
             StoreError::Corrupt(problems) => {
                 write!(f, "the store is damaged ({} problem(s)):", problems.len())?;
                 for problem in problems.iter().take(10) {
@@ -152,6 +161,11 @@ pub struct OpenOptions {
     pub name: String,
     /// How callers are bound to identity and Space.
     pub tenancy: Tenancy,
+    /// Schema Packages to install and activate on top of the bootstrap ones.
+    pub schema_packages: Vec<PackageSource>,
+    /// Puts the store behind a fault-injecting wrapper ([`EmbeddedNexus::faults`]).
+    /// For reliability tests only.
+    pub inject_faults: bool,
 }
 
 impl Default for OpenOptions {
@@ -159,6 +173,8 @@ impl Default for OpenOptions {
         Self {
             name: DEFAULT_DB_NAME.to_string(),
             tenancy: Tenancy::Shared,
+            schema_packages: Vec::new(),
+            inject_faults: false,
         }
     }
 }
@@ -168,6 +184,7 @@ pub struct EmbeddedNexus {
     memory: Arc<MemoryManagement>,
     nexus: Arc<CognitiveNexus>,
     location: Location,
+    faults: Option<FaultHandle>,
     // Held for as long as the store is open; released on drop.
     _lock: Option<DirectoryLock>,
 }
@@ -188,7 +205,7 @@ impl EmbeddedNexus {
     pub async fn open(location: Location, options: &OpenOptions) -> Result<Self, StoreError> {
         damage::watch();
         let (object_store, lock): (Arc<dyn ObjectStore>, _) = match &location {
-            Location::InMemory => (Arc::new(InMemory::new()), None),
+            Location::InMemory => (Arc::new(InMemory::new()) as Arc<dyn ObjectStore>, None),
             Location::Directory(path) => {
                 std::fs::create_dir_all(path).map_err(|source| StoreError::Io {
                     path: path.clone(),
@@ -207,8 +224,14 @@ impl EmbeddedNexus {
                 // system does not offer; MetaStore adds them (the layout AndaDB's
                 // own local examples use).
                 let store = MetaStoreBuilder::new(local, META_CACHE_CAPACITY).build();
-                (Arc::new(store), Some(lock))
+                (Arc::new(store) as Arc<dyn ObjectStore>, Some(lock))
             }
+        };
+        let (object_store, faults) = if options.inject_faults {
+            let (store, handle) = FaultStore::wrap(object_store);
+            (Arc::new(store) as Arc<dyn ObjectStore>, Some(handle))
+        } else {
+            (object_store, None)
         };
 
         let config = DBConfig {
@@ -225,13 +248,17 @@ impl EmbeddedNexus {
             .await
             .map_err(|err| err.to_string())
             .map_err(engine_error("cannot open the Cognitive Nexus"))?;
-        nexus
-            .install_and_activate(&BOOTSTRAP_PACKAGES, DEFAULT_SPACE)
+        let packages: Vec<PackageSource> = BOOTSTRAP_PACKAGES
+            .iter()
+            .map(|(source, artifact)| PackageSource {
+                source: source.to_string(),
+                artifact: artifact.to_string(),
+            })
+            .chain(options.schema_packages.iter().cloned())
+            .collect();
+        schema::install(&nexus, &packages, true)
             .await
-            .map_err(|err| err.to_string())
-            .map_err(engine_error(
-                "cannot activate the bootstrap schema packages",
-            ))?;
+            .map_err(|err| StoreError::Schema(Box::new(err)))?;
         let nexus = Arc::new(nexus);
         let memory = MemoryManagement::connect(db, nexus.clone())
             .await
@@ -251,6 +278,7 @@ impl EmbeddedNexus {
             memory: Arc::new(memory),
             nexus,
             location,
+            faults,
             _lock: lock,
         })
     }
@@ -335,6 +363,57 @@ impl EmbeddedNexus {
     /// [`verify::check`]); the report's `problems` is empty for a sound store.
     pub async fn verify(&self) -> VerifyReport {
         verify::check(&self.nexus.store.db).await
+    }
+
+    /// Installs Schema Packages into the store and, with `activate`, puts
+    /// them in force in the default Space beside the packages already active.
+    /// Every check runs first: a refused package changes nothing.
+    #[allow(clippy::result_large_err)] // the engine's KipError, as the engine returns it
+    pub async fn install_schema_packages(
+        &self,
+        packages: &[PackageSource],
+        activate: bool,
+    ) -> Result<serde_json::Value, KipError> {
+        schema::install(&self.nexus, packages, activate).await
+    }
+
+    /// Imports a KIP Capsule (its JSON text) into the default Space in the
+    /// engine's `merge` mode: every record gets a new id here (the report's
+    /// `identity_map`), and importing the same Capsule again resolves to the
+    /// same elements. With `dry_run`, checks everything and writes nothing.
+    #[allow(clippy::result_large_err)] // the engine's KipError, as the engine returns it
+    pub async fn import_capsule(
+        &self,
+        capsule: &str,
+        dry_run: bool,
+    ) -> Result<serde_json::Value, KipError> {
+        let capsule: anda_kip::Capsule = serde_json::from_str(capsule).map_err(|err| {
+            KipError::new(
+                anda_kip::KipErrorCode::CapsuleValidationFailed,
+                format!("this is not a KIP Capsule: {err}"),
+            )
+        })?;
+        let report = if dry_run {
+            anda_cognitive_nexus::capsule::import(
+                &self.nexus,
+                &capsule,
+                DEFAULT_SPACE,
+                true,
+                anda_cognitive_nexus::governance::auth::AuthContext::system(),
+                false,
+                &[],
+            )
+            .await?
+        } else {
+            self.nexus.import_capsule(&capsule, DEFAULT_SPACE).await?
+        };
+        Ok(report.to_json(dry_run))
+    }
+
+    /// The fault injector, for a store opened with
+    /// [`OpenOptions::inject_faults`].
+    pub fn faults(&self) -> Option<&FaultHandle> {
+        self.faults.as_ref()
     }
 
     /// How this store binds callers.

@@ -33,8 +33,27 @@ pub fn from_store_error(err: StoreError) -> PyErr {
     match err {
         StoreError::Locked { .. } => store_locked_error(err.to_string()),
         StoreError::Corrupt(_) => corrupt_store_error(err.to_string()),
+        StoreError::Schema(err) => kip_error(anda_kip::Response::from(*err)),
         _ => store_error(err.to_string()),
     }
+}
+
+/// The `KipError` subclass `anda.errors.error_from_response` picks for a
+/// failed response, as the Python layer raises it for a command.
+pub fn kip_error(response: anda_kip::Response) -> PyErr {
+    Python::attach(|py| {
+        let build = || -> PyResult<PyErr> {
+            let value = serde_json::to_value(&response)
+                .map_err(|err| pyo3::exceptions::PyValueError::new_err(err.to_string()))?;
+            let response = crate::convert::to_python(py, &value)?;
+            let error = py
+                .import("anda.errors")?
+                .getattr("error_from_response")?
+                .call1((response,))?;
+            Ok(PyErr::from_value(error))
+        };
+        build().unwrap_or_else(|err| err)
+    })
 }
 
 /// A Rust panic inside the engine, as an exception instead of an abort.

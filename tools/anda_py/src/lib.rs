@@ -4,6 +4,7 @@
 //! `errors` (typed exceptions), `runtime` (the process-wide tokio runtime).
 mod convert;
 mod errors;
+mod faults;
 mod nexus;
 mod runtime;
 

@@ -10,8 +10,9 @@ use crate::{
     runtime::{self, Outcome},
 };
 use anda_embedded::{
-    EmbeddedNexus, ExecutionMode, KipOperation, Location, OpenOptions, Operation, Principal,
-    StoreError, Tenancy, ToolName, WriteCommand, caller_principal, invalid_arguments, skipped,
+    EmbeddedNexus, ExecutionMode, KipOperation, Location, OpenOptions, Operation, PackageSource,
+    Principal, StoreError, Tenancy, ToolName, WriteCommand, caller_principal, invalid_arguments,
+    skipped,
 };
 use anda_engine::memory::KipArgs;
 use anda_kip::Response;
@@ -62,20 +63,27 @@ impl NativeTask {
 #[pymethods]
 impl NativeNexus {
     #[new]
-    #[pyo3(signature = (path, name, readonly, tenancy))]
+    #[pyo3(signature = (path, name, readonly, tenancy, schema_packages, inject_faults))]
     fn new(
         py: Python<'_>,
         path: Option<PathBuf>,
         name: String,
         readonly: bool,
         tenancy: &str,
+        schema_packages: Vec<(String, String)>,
+        inject_faults: bool,
     ) -> PyResult<Self> {
         let location = match &path {
             None => Location::InMemory,
             Some(path) => Location::Directory(path.clone()),
         };
         let tenancy = tenancy_from_name(tenancy)?;
-        let options = OpenOptions { name, tenancy };
+        let options = OpenOptions {
+            name,
+            tenancy,
+            schema_packages: package_sources(schema_packages),
+            inject_faults,
+        };
         let store = runtime::block_on(
             py,
             async move { EmbeddedNexus::open(location, &options).await },
@@ -244,6 +252,81 @@ impl NativeNexus {
         Ok((report.collections, report.documents_read, problems))
     }
 
+    /// Installs `(source, artifact)` Schema Packages and, with `activate`,
+    /// puts them in force; returns the engine's response shape (a failed
+    /// response when a package is refused).
+    #[pyo3(signature = (packages, activate))]
+    fn install_schema_packages<'py>(
+        &self,
+        py: Python<'py>,
+        packages: Vec<(String, String)>,
+        activate: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let packages = package_sources(packages);
+        let response = self.on_store(py, move |nexus| async move {
+            nexus.install_schema_packages(&packages, activate).await
+        })?;
+        convert::to_python(py, &response)
+    }
+
+    /// Imports a Capsule (JSON text) into the default Space; with
+    /// `dry_run`, only checks it. Returns the engine's response shape.
+    #[pyo3(signature = (capsule, dry_run))]
+    fn import_capsule<'py>(
+        &self,
+        py: Python<'py>,
+        capsule: String,
+        dry_run: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let response = self.on_store(py, move |nexus| async move {
+            nexus.import_capsule(&capsule, dry_run).await
+        })?;
+        convert::to_python(py, &response)
+    }
+
+    /// Adds a fault rule (see `anda.testing.FaultInjector`).
+    #[allow(clippy::too_many_arguments)] // one keyword each on the Python side
+    #[pyo3(signature = (op, kind, path_contains, skip, times, keep_bytes, delay_seconds))]
+    fn _fault_rule(
+        &self,
+        op: &str,
+        kind: &str,
+        path_contains: Option<String>,
+        skip: u64,
+        times: u64,
+        keep_bytes: usize,
+        delay_seconds: f64,
+    ) -> PyResult<()> {
+        let rule = crate::faults::rule(
+            op,
+            kind,
+            path_contains,
+            skip,
+            times,
+            keep_bytes,
+            delay_seconds,
+        )?;
+        self.fault_handle()?.push_rule(rule);
+        Ok(())
+    }
+
+    /// Fails every request after `n` more attempted mutations (a power cut).
+    fn _fault_crash_after(&self, n: u64) -> PyResult<()> {
+        self.fault_handle()?.crash_after_mutations(n);
+        Ok(())
+    }
+
+    /// Removes every rule and restores power.
+    fn _fault_reset(&self) -> PyResult<()> {
+        self.fault_handle()?.reset();
+        Ok(())
+    }
+
+    /// What the wrapper saw: `(operation, path, outcome)` per mutation event.
+    fn _fault_events(&self) -> PyResult<Vec<(String, String, String)>> {
+        Ok(crate::faults::events(&self.fault_handle()?))
+    }
+
     /// Writes everything pending to storage.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         let store = self.store_handle()?;
@@ -337,6 +420,39 @@ impl NativeNexus {
                 readonly: self.readonly,
             },
         })
+    }
+
+    /// Runs `work` on the open store and turns its result into the engine's
+    /// response shape, so a refusal raises the same typed `KipError` as a command.
+    fn on_store<F, Fut>(&self, py: Python<'_>, work: F) -> PyResult<Value>
+    where
+        F: FnOnce(Arc<EmbeddedNexus>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Value, anda_kip::KipError>> + Send + 'static,
+    {
+        let store = self.store_handle()?;
+        runtime::block_on(py, async move {
+            // Held for the whole call, so close() waits for it.
+            let guard = store.read_owned().await;
+            let Some(nexus) = guard.as_ref() else {
+                return Err(errors::closed_error(CLOSED_MESSAGE));
+            };
+            let response = match work(nexus.clone()).await {
+                Ok(result) => serde_json::json!({"status": "succeeded", "result": result}),
+                Err(err) => serde_json::to_value(Response::from(err)).map_err(encode_error)?,
+            };
+            Ok(response)
+        })?
+    }
+
+    fn fault_handle(&self) -> PyResult<anda_embedded::FaultHandle> {
+        let store = self.store.clone();
+        let guard = store
+            .try_read()
+            .map_err(|_| errors::closed_error(CLOSED_MESSAGE))?;
+        guard
+            .as_ref()
+            .and_then(|nexus| nexus.faults().cloned())
+            .ok_or_else(|| PyValueError::new_err("this Nexus was not opened with fault injection"))
     }
 
     fn store_handle(&self) -> PyResult<SharedStore> {
@@ -477,6 +593,13 @@ fn tool_arguments(arguments: &Bound<'_, PyAny>) -> Result<Value, Box<Response>> 
             .map_err(|err| invalid(&format!("not valid JSON: {err}")));
     }
     convert::to_json(arguments, 0).map_err(|err| invalid(&err.describe("arguments")))
+}
+
+fn package_sources(packages: Vec<(String, String)>) -> Vec<PackageSource> {
+    packages
+        .into_iter()
+        .map(|(source, artifact)| PackageSource { source, artifact })
+        .collect()
 }
 
 fn tenancy_from_name(name: &str) -> PyResult<Tenancy> {
