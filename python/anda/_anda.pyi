@@ -10,6 +10,7 @@ __all__ = [
     "ANDA_ENGINE_VERSION",
     "ANDA_KIP_VERSION",
     "DEFAULT_DB_NAME",
+    "DEFAULT_LEASE_TTL",
     "KIP_VERSION",
     "MAX_JSON_DEPTH",
     "MAX_SAFE_INTEGER",
@@ -21,6 +22,7 @@ __all__ = [
     "agent_texts",
     "caller_principal",
     "combine_writes",
+    "is_bucket_url",
     "tool_definitions",
 ]
 
@@ -31,12 +33,14 @@ ANDA_COGNITIVE_NEXUS_VERSION: str
 ANDA_DB_VERSION: str
 KIP_VERSION: str
 DEFAULT_DB_NAME: str
+DEFAULT_LEASE_TTL: float
 MAX_JSON_DEPTH: int
 MAX_SAFE_INTEGER: int
 
 def tool_definitions(readonly: bool) -> list[dict[str, Any]]: ...
 def agent_texts() -> list[tuple[str, str]]: ...
 def caller_principal(caller: str) -> str: ...
+def is_bucket_url(location: str) -> bool: ...
 def combine_writes(
     writes: list[tuple[str, Mapping[str, Any] | None]],
 ) -> tuple[str, dict[str, Any]]: ...
@@ -59,6 +63,9 @@ class NativeNexus:
         tenancy: str,
         schema_packages: list[tuple[str, str]],
         inject_faults: bool,
+        url: str | None,
+        storage_options: list[tuple[str, str]],
+        lease_ttl: float,
     ) -> NativeNexus: ...
     @property
     def closed(self) -> bool: ...
@@ -66,6 +73,8 @@ class NativeNexus:
     def readonly(self) -> bool: ...
     @property
     def path(self) -> str | None: ...
+    @property
+    def url(self) -> str | None: ...
     @property
     def tenancy(self) -> str: ...
     def execute(

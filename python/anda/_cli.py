@@ -22,7 +22,8 @@ def add_store_arguments(
     parser.add_argument(
         "--db",
         default=os.environ.get("ANDA_DB") or None,
-        help="where the memory is: a store directory, or a server's http(s):// URL "
+        help="where the memory is: a store directory, a bucket (s3://, gs://, az://; "
+        "credentials from the environment), or a server's http(s):// URL "
         "(default: $ANDA_DB, else an in-memory store that is lost on exit)",
     )
     parser.add_argument("--name", default=None, help="database name inside the store")
@@ -37,6 +38,14 @@ def add_store_arguments(
         "--caller", default=None, help="who the calls run as (a principal or any id)"
     )
     parser.add_argument(
+        "--storage-option",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        dest="storage_options",
+        help="an object_store option for a bucket --db (e.g. aws_endpoint=URL); repeatable",
+    )
+    parser.add_argument(
         "--schema-package",
         action="append",
         default=None,
@@ -48,12 +57,19 @@ def add_store_arguments(
 
 def open_from_arguments(args: argparse.Namespace, **extra: Any) -> Nexus | Client:
     """The memory the parsed arguments name."""
+    storage_options = None
+    if args.storage_options:
+        pairs = [option.partition("=") for option in args.storage_options]
+        if any(not key or not sep for key, sep, _ in pairs):
+            raise ValueError("--storage-option takes KEY=VALUE")
+        storage_options = {key: value for key, _, value in pairs}
     return open_memory(
         args.db,
         readonly=args.readonly,
         name=args.name,
         tenancy=args.tenancy,
         schema_packages=args.schema_packages,
+        storage_options=storage_options,
         **extra,
     )
 

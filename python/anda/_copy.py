@@ -21,7 +21,12 @@ _STORE_ENTRIES = frozenset({_LOCK_FILE, "gen", "meta"})
 
 @dataclass(frozen=True)
 class CopyResult:
-    """What :func:`copy_store` copied."""
+    """What :func:`copy_store` copied.
+
+    Attributes:
+        files: files copied (the lock file stays behind).
+        bytes: bytes copied.
+    """
 
     files: int
     bytes: int
@@ -108,8 +113,8 @@ def _local(location: object, role: str) -> str:
         raise TypeError(f"{role} must be a str or os.PathLike[str] directory")
     if "://" in path:
         raise ValueError(
-            f"{role} {path!r}: copy_store copies directory stores; "
-            "for a server, export a capsule from it and import it"
+            f"{role} {path!r}: copy_store copies directory stores (not yet buckets "
+            "or servers); for those, export a capsule and import it"
         )
     return path
 

@@ -1,7 +1,8 @@
 """One place that turns a store location into a memory.
 
-``None`` is an in-memory store, a path a directory store, and an ``http://``
-or ``https://`` URL a server (``python -m anda serve``) reached through
+``None`` is an in-memory store, a path a directory store, an ``s3://``,
+``gs://`` or ``az://`` URL a bucket store, and an ``http://`` or
+``https://`` URL a server (``python -m anda serve``) reached through
 :class:`anda.Client`. ``ANDA_DB``, ``--db`` and :func:`anda.open_memory` all
 go through here, so each accepts every kind of location.
 """
@@ -30,7 +31,8 @@ def open_memory(
 ) -> Nexus | Client:
     """Opens the memory at ``location``: a store, or a server.
 
-    Store options (``name``, ``tenancy``, ``verify``) go to :class:`anda.Nexus`;
+    Store options (``name``, ``tenancy``, ``verify``, ``schema_packages``,
+    ``storage_options``) go to :class:`anda.Nexus`;
     a server decides them itself, so they are refused with a URL. A server's
     key comes from the ``ANDA_API_KEY`` environment variable.
 

@@ -91,8 +91,10 @@ class Nexus:
     """An embedded Cognitive Nexus: AndaDB + Cognitive Nexus + anda_engine memory.
 
     Args:
-        path: ``None`` for an in-memory store, or a directory (``str`` or
-            ``os.PathLike``) for a persistent one, created if missing.
+        path: ``None`` for an in-memory store, a directory (``str`` or
+            ``os.PathLike``) for a persistent one, created if missing, or a
+            bucket URL: ``s3://bucket/prefix``, ``gs://bucket/prefix``,
+            ``az://container/prefix`` (also ``abfs://``, ``abfss://``).
         name: the database name inside the store. The default is the one
             ``anda_engine`` uses, so an Anda agent opening the same directory
             sees the same memory.
@@ -119,6 +121,17 @@ class Nexus:
             the same packages changes nothing, and a package stays active when
             a later open leaves it out. A refused package raises the engine's
             :class:`anda.KipError` and is not installed.
+        storage_options: for a bucket URL, object_store's configuration
+            keys (``aws_endpoint``, ``aws_region``, ``aws_access_key_id``,
+            ``google_service_account``, ``azure_storage_account_key``, ...),
+            values turned into strings; the environment (``AWS_*``,
+            ``GOOGLE_*``, ``AZURE_*``) fills what is not given. An unknown key
+            raises ``ValueError`` naming it; options with anything but a
+            bucket URL raise ``TypeError``. No value is ever shown in a
+            ``repr``, a message or a log. A bucket store is held by one
+            ``Nexus`` at a time through a lease object beside the data
+            (``<name>.lease``): a second opener anywhere, read-only included,
+            gets :class:`anda.StoreLockedError` naming the holder.
 
     A directory can be open in one Nexus at a time; a second one, in this
     process or another, raises :class:`anda.StoreLockedError`. A Nexus is safe
@@ -148,8 +161,13 @@ class Nexus:
         tenancy: Tenancy = "shared",
         verify: bool = False,
         schema_packages: Iterable[SchemaPackage] = (),
+        storage_options: Mapping[str, Any] | None = None,
         _inject_faults: bool = False,
+        _lease_ttl: float = _anda.DEFAULT_LEASE_TTL,
     ) -> None:
+        url, options = _bucket(path, storage_options)
+        if url is not None:
+            path = None
         if path is not None:
             path = os.fspath(path)
             if not isinstance(path, str):
@@ -168,7 +186,9 @@ class Nexus:
         packages = package_sources(schema_packages)
         if packages and readonly is True:
             raise ValueError("schema_packages need a writable store; open it without readonly")
-        self._native = _anda.NativeNexus(path, name, readonly, tenancy, packages, _inject_faults)
+        self._native = _anda.NativeNexus(
+            path, name, readonly, tenancy, packages, _inject_faults, url, options, _lease_ttl
+        )
         _open_stores.add(self)
         if verify:
             report = self.verify()
@@ -183,7 +203,9 @@ class Nexus:
 
     @property
     def path(self) -> str | None:
-        """The store directory, or ``None`` for an in-memory store."""
+        """The store directory or bucket URL, or ``None`` for an in-memory store."""
+        if self._native.url is not None:
+            return self._native.url
         path = self._native.path
         return None if path is None else os.fspath(path)
 
@@ -614,6 +636,29 @@ class Nexus:
         where = "in memory" if self.path is None else repr(self.path)
         state = "closed" if self.closed else ("read-only" if self.readonly else "open")
         return f"<anda.Nexus {where} ({state})>"
+
+
+def _bucket(
+    path: object, storage_options: Mapping[str, Any] | None
+) -> tuple[str | None, list[tuple[str, str]]]:
+    """The bucket URL ``path`` names (or ``None``) and the options as strings."""
+    url = path if isinstance(path, str) and _anda.is_bucket_url(path) else None
+    if storage_options is None:
+        return url, []
+    if url is None:
+        raise TypeError(
+            "storage_options configures a bucket store (s3://, gs://, az://); "
+            f"{'an in-memory store' if path is None else 'a directory'} takes none"
+        )
+    if not isinstance(storage_options, Mapping):
+        raise TypeError(f"storage_options must be a mapping, not {type(storage_options).__name__}")
+    options = []
+    for key, value in storage_options.items():
+        if not isinstance(key, str):
+            raise TypeError(f"storage option keys must be str, not {type(key).__name__}")
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        options.append((key, text))
+    return url, options
 
 
 def _has_entries(path: str) -> bool:

@@ -7,10 +7,12 @@
 //! binding and the native benchmark both go through this crate, so what the
 //! benchmark measures is the path the binding takes.
 
+mod bucket;
 mod bulk;
 mod caller;
 mod damage;
 mod layout;
+mod lease;
 mod lock;
 mod schema;
 mod tools;
@@ -24,7 +26,7 @@ use anda_kip::{KipError, Request, Response, execute_request, execute_request_rea
 use anda_object_store::{MetaStoreBuilder, fault::FaultStore};
 pub use candid::Principal;
 use object_store::{ObjectStore, local::LocalFileSystem, memory::InMemory};
-use std::{fmt, path::PathBuf, sync::Arc};
+use std::{fmt, path::PathBuf, sync::Arc, time::Duration};
 
 pub use anda_engine::memory::KipOperation;
 pub use anda_kip::{Execution, ExecutionMode, KIP_VERSION, Operation};
@@ -37,6 +39,8 @@ pub use verify::{Problem, Report as VerifyReport};
 pub use anda_object_store::fault::{
     FaultEvent, FaultGate, FaultHandle, FaultKind, FaultOp, FaultRule,
 };
+pub use bucket::{BucketLocation, is_bucket_url, redacted as redacted_url};
+pub use lease::DEFAULT_TTL as DEFAULT_LEASE_TTL;
 pub use schema::PackageSource;
 
 /// Records the engine skipped silently: see [`damage`].
@@ -73,6 +77,11 @@ const BOOTSTRAP_PACKAGES: [(&str, &str); 2] = [
     ("anda_engine", profiles::GENERAL_DOMAIN),
 ];
 
+/// How long opening a bucket store may wait for its first answer (taking the
+/// lease) before it fails: an unreachable endpoint or a client waiting on an
+/// instance-metadata service must not hang the caller.
+const BUCKET_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Object metadata entries MetaStore keeps cached for a directory store.
 const META_CACHE_CAPACITY: u64 = 100_000;
 
@@ -83,11 +92,16 @@ pub enum Location {
     InMemory,
     /// A directory on disk, created if missing.
     Directory(PathBuf),
+    /// An object-storage bucket (`s3://`, `gs://`, `az://`...).
+    Bucket(BucketLocation),
 }
 
 /// Why a store could not be opened or closed.
 #[derive(Debug)]
 pub enum StoreError {
+    /// A bucket location or its options are wrong (an unknown option key, a
+    /// configuration anda refuses).
+    Config(String),
     /// A Schema Package given to open the store was refused.
     Schema(Box<KipError>),
     /// Another open store (in this process or another) holds the directory.
@@ -118,7 +132,7 @@ impl fmt::Display for StoreError {
             StoreError::Io { path, source } => {
                 write!(f, "cannot use store directory {}: {source}", path.display())
             }
-            StoreError::Engine(message) => f.write_str(message),
+            StoreError::Engine(message) | StoreError::Config(message) => f.write_str(message),
             StoreError::Schema(err) => write!(f, "{}: {}", err.code, err.message),
             StoreError::Corrupt(problems) => {
                 write!(f, "the store is damaged ({} problem(s)):", problems.len())?;
@@ -166,6 +180,8 @@ pub struct OpenOptions {
     /// Puts the store behind a fault-injecting wrapper ([`EmbeddedNexus::faults`]).
     /// For reliability tests only.
     pub inject_faults: bool,
+    /// How long a bucket store's lease lasts without renewal.
+    pub lease_ttl: Duration,
 }
 
 impl Default for OpenOptions {
@@ -175,6 +191,7 @@ impl Default for OpenOptions {
             tenancy: Tenancy::Shared,
             schema_packages: Vec::new(),
             inject_faults: false,
+            lease_ttl: lease::DEFAULT_TTL,
         }
     }
 }
@@ -185,6 +202,7 @@ pub struct EmbeddedNexus {
     nexus: Arc<CognitiveNexus>,
     location: Location,
     faults: Option<FaultHandle>,
+    lease: Option<lease::Lease>,
     // Held for as long as the store is open; released on drop.
     _lock: Option<DirectoryLock>,
 }
@@ -204,8 +222,41 @@ impl EmbeddedNexus {
     /// in force changes nothing.
     pub async fn open(location: Location, options: &OpenOptions) -> Result<Self, StoreError> {
         damage::watch();
+        let mut lease = None;
         let (object_store, lock): (Arc<dyn ObjectStore>, _) = match &location {
             Location::InMemory => (Arc::new(InMemory::new()) as Arc<dyn ObjectStore>, None),
+            Location::Bucket(bucket) => {
+                let bucket::OpenedBucket {
+                    store,
+                    missing_credentials,
+                } = bucket::open(bucket)?;
+                let url = bucket::redacted(&bucket.url);
+                // The first request shows whether the bucket can be reached at all.
+                let hint = missing_credentials
+                    .map(|why| format!("; {why}"))
+                    .unwrap_or_default();
+                let taken = tokio::time::timeout(
+                    BUCKET_OPEN_TIMEOUT,
+                    lease::Lease::acquire(store.clone(), &options.name, &url, options.lease_ttl),
+                )
+                .await
+                .map_err(|_| {
+                    StoreError::Engine(format!(
+                        "{url}: no answer within {} s: check the endpoint and the \
+                         credentials{hint}",
+                        BUCKET_OPEN_TIMEOUT.as_secs()
+                    ))
+                })?
+                .map_err(|err| match err {
+                    StoreError::Engine(message) if !hint.is_empty() => {
+                        StoreError::Engine(format!("{message}{hint}"))
+                    }
+                    other => other,
+                })?;
+                let guarded = lease::LeaseGuard::new(store, taken.lost_flag(), url);
+                lease = Some(taken);
+                (Arc::new(guarded) as Arc<dyn ObjectStore>, None)
+            }
             Location::Directory(path) => {
                 std::fs::create_dir_all(path).map_err(|source| StoreError::Io {
                     path: path.clone(),
@@ -234,6 +285,33 @@ impl EmbeddedNexus {
             (object_store, None)
         };
 
+        let connected = Self::connect(object_store, options).await;
+        let (memory, nexus) = match connected {
+            Ok(parts) => parts,
+            Err(err) => {
+                // Free the store for the next opener now, not when the lease expires.
+                if let Some(lease) = &lease {
+                    lease.release().await;
+                }
+                return Err(err);
+            }
+        };
+        Ok(Self {
+            memory: Arc::new(memory),
+            nexus,
+            location,
+            faults,
+            lease,
+            _lock: lock,
+        })
+    }
+
+    /// AndaDB, the Cognitive Nexus with its schema, and the engine memory,
+    /// over an object store that is ready to use.
+    async fn connect(
+        object_store: Arc<dyn ObjectStore>,
+        options: &OpenOptions,
+    ) -> Result<(MemoryManagement, Arc<CognitiveNexus>), StoreError> {
         let config = DBConfig {
             name: options.name.clone(),
             ..DBConfig::default()
@@ -274,13 +352,7 @@ impl EmbeddedNexus {
             return Err(StoreError::Corrupt(skipped));
         }
 
-        Ok(Self {
-            memory: Arc::new(memory),
-            nexus,
-            location,
-            faults,
-            _lock: lock,
-        })
+        Ok((memory, nexus))
     }
 
     /// Executes the model-facing KIP tool arguments for `caller`, as the
@@ -435,11 +507,20 @@ impl EmbeddedNexus {
     /// Flushes and closes the database. The directory lock is released when
     /// the store is dropped.
     pub async fn close(&self) -> Result<(), StoreError> {
-        self.nexus
-            .close()
-            .await
-            .map_err(|err| err.to_string())
-            .map_err(engine_error("close failed"))
+        let closed = self.nexus.close().await.map_err(|err| err.to_string());
+        let Some(lease) = &self.lease else {
+            return closed.map_err(engine_error("close failed"));
+        };
+        let lost = lease.is_lost();
+        lease.release().await;
+        closed.map_err(if lost {
+            engine_error(
+                "close failed: this process no longer holds the lease on the store, so \
+                 nothing more was written",
+            )
+        } else {
+            engine_error("close failed")
+        })
     }
 }
 

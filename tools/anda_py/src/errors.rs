@@ -34,6 +34,7 @@ pub fn from_store_error(err: StoreError) -> PyErr {
         StoreError::Locked { .. } => store_locked_error(err.to_string()),
         StoreError::Corrupt(_) => corrupt_store_error(err.to_string()),
         StoreError::Schema(err) => kip_error(anda_kip::Response::from(*err)),
+        StoreError::Config(message) => pyo3::exceptions::PyValueError::new_err(message),
         _ => store_error(err.to_string()),
     }
 }

@@ -56,6 +56,13 @@ mod _anda {
         Ok((command, parameters))
     }
 
+    /// Whether a location names an object-storage bucket (`s3://`, `gs://`,
+    /// `az://`, ...) rather than a directory.
+    #[pyfunction]
+    fn is_bucket_url(location: &str) -> bool {
+        anda_embedded::is_bucket_url(location)
+    }
+
     /// The Principal (as text) that a caller id runs as.
     #[pyfunction]
     fn caller_principal(caller: &str) -> String {
@@ -96,6 +103,8 @@ mod _anda {
     const KIP_VERSION: &str = anda_embedded::KIP_VERSION;
     #[pymodule_export]
     const DEFAULT_DB_NAME: &str = anda_embedded::DEFAULT_DB_NAME;
+    #[pymodule_export]
+    const DEFAULT_LEASE_TTL: f64 = anda_embedded::DEFAULT_LEASE_TTL.as_secs_f64();
     #[pymodule_export]
     const MAX_JSON_DEPTH: usize = anda_embedded::MAX_JSON_DEPTH;
     #[pymodule_export]

@@ -10,9 +10,9 @@ use crate::{
     runtime::{self, Outcome},
 };
 use anda_embedded::{
-    EmbeddedNexus, ExecutionMode, KipOperation, Location, OpenOptions, Operation, PackageSource,
-    Principal, StoreError, Tenancy, ToolName, WriteCommand, caller_principal, invalid_arguments,
-    skipped,
+    BucketLocation, EmbeddedNexus, ExecutionMode, KipOperation, Location, OpenOptions, Operation,
+    PackageSource, Principal, StoreError, Tenancy, ToolName, WriteCommand, caller_principal,
+    invalid_arguments, skipped,
 };
 use anda_engine::memory::KipArgs;
 use anda_kip::Response;
@@ -41,6 +41,7 @@ pub struct NativeNexus {
     closed: AtomicBool,
     readonly: bool,
     path: Option<PathBuf>,
+    url: Option<String>,
     tenancy: Tenancy,
     /// The process that opened the store; a forked child must not use it.
     pid: u32,
@@ -63,7 +64,8 @@ impl NativeTask {
 #[pymethods]
 impl NativeNexus {
     #[new]
-    #[pyo3(signature = (path, name, readonly, tenancy, schema_packages, inject_faults))]
+    #[allow(clippy::too_many_arguments)] // one keyword each on the Python side
+    #[pyo3(signature = (path, name, readonly, tenancy, schema_packages, inject_faults, url, storage_options, lease_ttl))]
     fn new(
         py: Python<'_>,
         path: Option<PathBuf>,
@@ -72,17 +74,27 @@ impl NativeNexus {
         tenancy: &str,
         schema_packages: Vec<(String, String)>,
         inject_faults: bool,
+        url: Option<String>,
+        storage_options: Vec<(String, String)>,
+        lease_ttl: f64,
     ) -> PyResult<Self> {
-        let location = match &path {
-            None => Location::InMemory,
-            Some(path) => Location::Directory(path.clone()),
+        let location = match (&path, &url) {
+            (_, Some(url)) => Location::Bucket(BucketLocation {
+                url: url.clone(),
+                options: storage_options,
+            }),
+            (None, None) => Location::InMemory,
+            (Some(path), None) => Location::Directory(path.clone()),
         };
+        let lease_ttl = std::time::Duration::try_from_secs_f64(lease_ttl)
+            .map_err(|err| PyValueError::new_err(format!("lease_ttl: {err}")))?;
         let tenancy = tenancy_from_name(tenancy)?;
         let options = OpenOptions {
             name,
             tenancy,
             schema_packages: package_sources(schema_packages),
             inject_faults,
+            lease_ttl,
         };
         let store = runtime::block_on(
             py,
@@ -94,6 +106,7 @@ impl NativeNexus {
             closed: AtomicBool::new(false),
             readonly,
             path,
+            url: url.map(|url| anda_embedded::redacted_url(&url)),
             tenancy,
             pid: std::process::id(),
         })
@@ -112,6 +125,11 @@ impl NativeNexus {
     #[getter]
     fn path(&self) -> Option<PathBuf> {
         self.path.clone()
+    }
+
+    #[getter]
+    fn url(&self) -> Option<String> {
+        self.url.clone()
     }
 
     #[getter]
