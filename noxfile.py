@@ -30,8 +30,36 @@ DEV_PROFILE = "dev"
 
 
 def _install_extension(session: nox.Session) -> None:
-    """Builds the extension into the session's virtualenv (an editable install)."""
-    session.run("maturin", "develop", "--profile", DEV_PROFILE)
+    """Builds the extension into the session's virtualenv (an editable install).
+
+    A cold build compiles anda_engine's whole dependency tree: about 30
+    minutes on 2 cores. Later builds reuse the cargo target directory. When
+    the output is not a terminal (CI, a pipe), cargo shows no progress bar
+    and can be silent for minutes, so a line a minute says the build is alive.
+    """
+    import sys
+    import threading
+    import time
+
+    command = ("maturin", "develop", "--profile", DEV_PROFILE)
+    if sys.stdout.isatty():
+        session.run(*command)
+        return
+    started = time.monotonic()
+    finished = threading.Event()
+
+    def heartbeat() -> None:
+        while not finished.wait(60):
+            minutes = int(time.monotonic() - started) // 60
+            session.log(f"still building anda ({minutes} min) ...")
+
+    thread = threading.Thread(target=heartbeat, name="build-heartbeat", daemon=True)
+    thread.start()
+    try:
+        session.run(*command)  # a failed build still fails the session
+    finally:
+        finished.set()
+        thread.join()
 
 
 @nox.session(python=PYTHON)
@@ -118,7 +146,12 @@ def bench(session: nox.Session) -> None:
     profile = "dev" if "--dev" in args else "release"
     args = [arg for arg in args if arg != "--dev"]
     session.install("-r", "requirements/test.txt", "-r", "requirements/bench.txt")
-    session.run("maturin", "develop", "--profile", profile)
+    # A wheel, not `maturin develop`: an editable install would put the release
+    # build into python/anda, under every other session's feet.
+    wheels = Path(session.create_tmp()) / "bench-wheel"
+    shutil.rmtree(wheels, ignore_errors=True)
+    session.run("maturin", "build", "--profile", profile, "--out", str(wheels))
+    session.install("--force-reinstall", "--no-deps", *glob.glob(str(wheels / "*.whl")))
     session.run(
         "cargo", "build", "--profile", profile, "-p", "anda_bench", "--locked", external=True
     )
@@ -160,6 +193,45 @@ def fuzz(session: nox.Session) -> None:
     session.install("-r", "requirements/test.txt", "-r", "requirements/fuzz.txt")
     _install_extension(session)
     session.run("python", "tools/fuzz/fuzz_execute.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def crash(session: nox.Session) -> None:
+    """Crash cycles: SIGKILL a writer at random moments, reopen, check that every
+    acknowledged write survived (``nox -s crash -- --cycles 1000``; default 100).
+    Writes bench-results/crash.json."""
+    session.install("-r", "requirements/test.txt")
+    _install_extension(session)
+    session.run("python", "tools/reliability/crash.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def faults(session: nox.Session) -> None:
+    """Injected storage faults: every call succeeds or raises an anda error, and a
+    reopen keeps every acknowledged write (``nox -s faults -- --schedules 1000``;
+    default 200). Writes bench-results/faults.json."""
+    session.install("-r", "requirements/test.txt")
+    _install_extension(session)
+    session.run("python", "tools/reliability/faults.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def stress(session: nox.Session) -> None:
+    """Threads, async tasks, open/close cycles and bounded memory at full budgets
+    (``-- --small`` for the CI budgets). Writes bench-results/stress.json."""
+    session.install("-r", "requirements/test.txt")
+    _install_extension(session)
+    session.run("python", "tools/reliability/stress.py", *session.posargs)
+
+
+@nox.session(python=_cpython_at_least(12))  # runs the fuzzer too (atheris: 3.12+)
+def reliability(session: nox.Session) -> None:
+    """Every reliability harness (crash cycles, injected faults, damaged stores,
+    fuzzing, stress) with small budgets, and one table of their figures;
+    ``-- --full`` uses each harness's full budget. Writes bench-results/reliability.json."""
+    session.install("-r", "requirements/test.txt", "-r", "requirements/fuzz.txt")
+    _install_extension(session)
+    session.run("python", "tools/reliability/report.py", *session.posargs)
 
 
 # -- wheels, sdist, reproducibility -------------------------------------------
@@ -308,3 +380,27 @@ def repro(session: nox.Session) -> None:
     if sums[0] != sums[1]:
         session.error("the two builds differ: the build is not reproducible")
     session.log("reproducible: both wheels and both sdists are byte-identical")
+
+
+# -- the reference site -------------------------------------------------------
+
+
+@nox.session(python=_cpython_at_least(11))  # mkdocs-material 9.8 and griffe 2 need 3.11+
+def docs(session: nox.Session) -> None:
+    """The reference site (mkdocs), strict: a broken link, a reference that does not
+    resolve or a public name without a docstring fails it.
+
+    The API pages are read from the sources and the native module's stubs with
+    griffe, statically, so nothing is compiled. Builds into .nox/docs/tmp/site;
+    ``nox -s docs -- serve`` serves it on http://127.0.0.1:8000 instead. (The
+    pages' examples run in ``nox -s test``: python_tests/test_readme.py.)
+    """
+    session.install("-r", "requirements/docs.txt")
+    session.run("python", "docs/check_docstrings.py")
+    env = {"NO_MKDOCS_2_WARNING": "1"}
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", "--strict", *session.posargs[1:], env=env)
+        return
+    site = Path(session.create_tmp()).resolve() / "site"
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(site), env=env)
+    session.log(f"the site: {site / 'index.html'}")

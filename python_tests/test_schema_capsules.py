@@ -194,9 +194,11 @@ def test_schema_package_argument_errors(tmp_path: Path) -> None:
         nexus.execute_kip("DESCRIBE PRIMER")
     with pytest.raises(ValueError, match="writable"):
         anda.Nexus(tmp_path, readonly=True, schema_packages=[SUPPORT])
-    with anda.Nexus(tmp_path, readonly=True) as nexus:
-        with pytest.raises(anda.KipProtocolError, match="read-only"):
-            nexus.install_schema_package(SUPPORT)
+    with (
+        anda.Nexus(tmp_path, readonly=True) as nexus,
+        pytest.raises(anda.KipProtocolError, match="read-only"),
+    ):
+        nexus.install_schema_package(SUPPORT)
 
 
 # -- Capsules ----------------------------------------------------------------------------------
