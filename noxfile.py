@@ -134,8 +134,9 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Binding vs native Rust on one workload, and the write growth curve;
-    writes bench-results/bench.json and redraws docs/growth.png.
+    """Binding vs native Rust on one workload, the write growth curve, and the
+    HTTP server under 8 client processes; writes bench-results/bench.json and
+    bench-results/server.json, and redraws docs/growth.png.
 
     Both sides are built with the release profile, what ``pip install`` gives
     (``-- --dev`` measures the dev profile instead), so the ratio compares like
@@ -151,14 +152,34 @@ def bench(session: nox.Session) -> None:
     wheels = Path(session.create_tmp()) / "bench-wheel"
     shutil.rmtree(wheels, ignore_errors=True)
     session.run("maturin", "build", "--profile", profile, "--out", str(wheels))
-    session.install("--force-reinstall", "--no-deps", *glob.glob(str(wheels / "*.whl")))
+    (wheel,) = glob.glob(str(wheels / "*.whl"))
+    session.install("--force-reinstall", "--no-deps", wheel)
     session.run(
         "cargo", "build", "--profile", profile, "-p", "anda_bench", "--locked", external=True
     )
     target = os.environ.get("CARGO_TARGET_DIR", "target")
     native = os.path.join(target, "debug" if profile == "dev" else profile, "anda-bench-native")
     session.run(
-        "python", "tools/anda_bench/bench.py", "--native", native, "--profile", profile, *args
+        "python",
+        "tools/anda_bench/bench.py",
+        "--native",
+        native,
+        "--profile",
+        profile,
+        "--wheel",
+        wheel,
+        *args,
+    )
+    # The server under load (8 client processes), beside the in-process figures.
+    requests = ["--requests", "200"] if "--quick" in args else []
+    session.run(
+        "python",
+        "tools/anda_bench/server_bench.py",
+        "--store",
+        "memory",
+        "--json",
+        "bench-results/server.json",
+        *requests,
     )
 
 

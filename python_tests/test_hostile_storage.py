@@ -23,7 +23,11 @@ FIND = 'FIND(?p.name) WHERE { ?p {type: "Person", key: :key} }'
 
 
 def _mount(*args: str) -> bool:
-    return subprocess.run(["mount", *args], capture_output=True, check=False).returncode == 0
+    try:
+        done = subprocess.run(["mount", *args], capture_output=True, check=False, timeout=60)
+    except OSError:  # no mount(8) here (Windows)
+        return False
+    return done.returncode == 0
 
 
 @contextlib.contextmanager
@@ -35,7 +39,7 @@ def _small_filesystem(path: Path, size: str) -> Iterator[bool]:
         yield mounted
     finally:
         if mounted:
-            subprocess.run(["umount", "-l", str(path)], check=False)
+            subprocess.run(["umount", "-l", str(path)], check=False, timeout=60)
 
 
 def _name(nexus: anda.Nexus, key: str) -> list[str]:
