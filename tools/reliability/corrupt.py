@@ -171,7 +171,15 @@ def main(argv: list[str] | None = None) -> int:
         f"corrupt: {figures['damaged_copies']} damaged copies of {len(chosen)} files: "
         + ", ".join(
             f"{results[k]} {k}"
-            for k in ("refused", "engine_error", "correct", "wrong", "crash", "hang")
+            for k in (
+                "refused",
+                "engine_error",
+                "correct",
+                "wrong_reported",
+                "wrong",
+                "crash",
+                "hang",
+            )
         )
     )
     for finding in findings:
