@@ -488,6 +488,16 @@ impl EmbeddedNexus {
         self.faults.as_ref()
     }
 
+    /// Lets the store go without flushing: for a store that was only read,
+    /// whose flush would rewrite metadata (statistics) and nothing else.
+    /// The lease of a bucket store is released; a directory's lock goes with
+    /// the store when it is dropped.
+    pub async fn release(&self) {
+        if let Some(lease) = &self.lease {
+            lease.release().await;
+        }
+    }
+
     /// How this store binds callers.
     pub fn tenancy(&self) -> Tenancy {
         self.memory.tenancy()

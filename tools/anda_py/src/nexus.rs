@@ -369,7 +369,7 @@ impl NativeNexus {
             self.leak();
             return Ok(());
         }
-        runtime::block_on(py, close_store(self.store.clone()))?
+        runtime::block_on(py, close_store(self.store.clone(), self.readonly))?
     }
 }
 
@@ -494,16 +494,22 @@ impl Drop for NativeNexus {
             return;
         }
         let Ok(rt) = runtime::runtime() else { return };
-        let closing = rt.spawn(close_store(self.store.clone()));
+        let closing = rt.spawn(close_store(self.store.clone(), self.readonly));
         if tokio::runtime::Handle::try_current().is_err() {
             let _ = futures::executor::block_on(closing);
         }
     }
 }
 
-async fn close_store(store: SharedStore) -> PyResult<()> {
+/// Closes the store: flushes it, or for a read-only Nexus only lets it go,
+/// so that reading a store never rewrites it.
+async fn close_store(store: SharedStore, readonly: bool) -> PyResult<()> {
     let taken = store.write().await.take();
     match taken {
+        Some(nexus) if readonly => {
+            nexus.release().await;
+            Ok(())
+        }
         Some(nexus) => nexus.close().await.map_err(errors::from_store_error),
         None => Ok(()),
     }
