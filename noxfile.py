@@ -134,9 +134,10 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Binding vs native Rust on one workload, the write growth curve, and the
-    HTTP server under 8 client processes; writes bench-results/bench.json and
-    bench-results/server.json, and redraws docs/growth.png.
+    """Binding vs native Rust on one workload, the write growth curve, the
+    HTTP server under 8 client processes, and the three kinds of store (memory,
+    directory, bucket); writes bench-results/{bench,server,stores}.json and
+    redraws docs/growth.png.
 
     Both sides are built with the release profile, what ``pip install`` gives
     (``-- --dev`` measures the dev profile instead), so the ratio compares like
@@ -181,6 +182,8 @@ def bench(session: nox.Session) -> None:
         "bench-results/server.json",
         *requests,
     )
+    # In memory, a directory and a bucket (moto's S3 server on loopback).
+    session.run("python", "tools/anda_bench/store_bench.py", "--json", "bench-results/stores.json")
 
 
 def _cpython_at_least(minor: int) -> str:
