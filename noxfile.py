@@ -12,7 +12,10 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
+import threading
+import time
 from pathlib import Path
 
 import nox
@@ -37,10 +40,6 @@ def _install_extension(session: nox.Session) -> None:
     the output is not a terminal (CI, a pipe), cargo shows no progress bar
     and can be silent for minutes, so a line a minute says the build is alive.
     """
-    import sys
-    import threading
-    import time
-
     command = ("maturin", "develop", "--profile", DEV_PROFILE)
     if sys.stdout.isatty():
         session.run(*command)
@@ -219,14 +218,18 @@ def fuzz(session: nox.Session) -> None:
     session.run("python", "tools/fuzz/fuzz_execute.py", *session.posargs)
 
 
+def _run_harness(session: nox.Session, name: str) -> None:
+    session.install("-r", "requirements/test.txt")
+    _install_extension(session)
+    session.run("python", f"tools/reliability/{name}.py", *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def crash(session: nox.Session) -> None:
     """Crash cycles: SIGKILL a writer at random moments, reopen, check that every
     acknowledged write survived (``nox -s crash -- --cycles 1000``; default 100).
     Writes bench-results/crash.json."""
-    session.install("-r", "requirements/test.txt")
-    _install_extension(session)
-    session.run("python", "tools/reliability/crash.py", *session.posargs)
+    _run_harness(session, "crash")
 
 
 @nox.session(python=PYTHON)
@@ -234,18 +237,14 @@ def faults(session: nox.Session) -> None:
     """Injected storage faults: every call succeeds or raises an anda error, and a
     reopen keeps every acknowledged write (``nox -s faults -- --schedules 1000``;
     default 200). Writes bench-results/faults.json."""
-    session.install("-r", "requirements/test.txt")
-    _install_extension(session)
-    session.run("python", "tools/reliability/faults.py", *session.posargs)
+    _run_harness(session, "faults")
 
 
 @nox.session(python=PYTHON)
 def stress(session: nox.Session) -> None:
     """Threads, async tasks, open/close cycles and bounded memory at full budgets
     (``-- --small`` for the CI budgets). Writes bench-results/stress.json."""
-    session.install("-r", "requirements/test.txt")
-    _install_extension(session)
-    session.run("python", "tools/reliability/stress.py", *session.posargs)
+    _run_harness(session, "stress")
 
 
 @nox.session(python=_cpython_at_least(12))  # runs the fuzzer too (atheris: 3.12+)

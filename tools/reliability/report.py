@@ -14,33 +14,59 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench-results"
 
-# name: (script, small budget, full budget)
-HARNESSES: dict[str, tuple[str, list[str], list[str]]] = {
-    "crash cycles": ("tools/reliability/crash.py", ["--cycles", "10"], ["--cycles", "100"]),
-    "storage faults": (
+# name: (script, small budget, full budget, where it writes its figures)
+HARNESSES: dict[str, tuple[str, list[str], list[str], list[str]]] = {
+    "crash": (
+        "tools/reliability/crash.py",
+        ["--cycles", "10"],
+        ["--cycles", "100"],
+        ["--out", str(RESULTS / "crash.json")],
+    ),
+    "faults": (
         "tools/reliability/faults.py",
         ["--schedules", "25"],
         ["--schedules", "300"],
+        ["--out", str(RESULTS / "faults.json")],
     ),
-    "damaged stores": ("tools/reliability/corrupt.py", ["--files", "4"], []),
-    "fuzzing": ("tools/fuzz/fuzz_execute.py", ["--runs", "20000"], ["--runs", "1000000"]),
-    "stress": ("tools/reliability/stress.py", ["--small"], []),
+    "corrupt": (
+        "tools/reliability/corrupt.py",
+        ["--files", "4"],
+        [],
+        ["--out", str(RESULTS / "corrupt.json")],
+    ),
+    "fuzz": (
+        "tools/fuzz/fuzz_execute.py",
+        ["--runs", "20000"],
+        ["--runs", "1000000"],
+        ["--results", str(RESULTS / "fuzz.json")],
+    ),
+    "stress": (
+        "tools/reliability/stress.py",
+        ["--small"],
+        [],
+        ["--out", str(RESULTS / "stress.json")],
+    ),
 }
-OUTPUTS = {
-    "crash cycles": ["--out", str(RESULTS / "crash.json")],
-    "storage faults": ["--out", str(RESULTS / "faults.json")],
-    "damaged stores": ["--out", str(RESULTS / "corrupt.json")],
-    "fuzzing": ["--results", str(RESULTS / "fuzz.json")],
-    "stress": ["--out", str(RESULTS / "stress.json")],
-}
+
+
+def summary(name: str, stdout: str) -> str:
+    """The harness's own summary line (``name: ...``); stress prints one row
+    per part instead, summed up as each part's verdict."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    if name == "stress":
+        parts = (re.match(r"(.+?)\s{2,}(ok|FAIL)\b", line) for line in lines)
+        return ", ".join(f"{part[1]} {part[2]}" for part in parts if part)
+    return next((line for line in lines if line.startswith(f"{name}:")), "(no summary)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,25 +75,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(HARNESSES), help="run only these")
     args = parser.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
-    rows = []
-    for name, (script, small, full) in HARNESSES.items():
+    rows: list[dict[str, Any]] = []
+    for name, (script, small, full, output) in HARNESSES.items():
         if args.only and name not in args.only:
             continue
-        command = [sys.executable, str(ROOT / script), *(full if args.full else small)]
-        command += OUTPUTS[name]
+        command = [sys.executable, str(ROOT / script), *(full if args.full else small), *output]
         started = time.monotonic()
         proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
         seconds = time.monotonic() - started
-        lines = [line for line in proc.stdout.splitlines() if line.strip()]
-        # Each harness prints its summary as the first line naming it, else last.
-        prefix = name.split()[0][:5]
-        summary = next((line for line in lines if line.lower().startswith(prefix)), "")
-        if not summary:
-            tail = lines or proc.stderr.strip().splitlines() or [""]
-            summary = tail[-1]
         held = proc.returncode == 0
-        rows.append({"harness": name, "held": held, "seconds": round(seconds), "summary": summary})
-        print(f"[{'held' if held else 'BROKEN'}] {name} ({seconds:.0f} s): {summary}", flush=True)
+        rows.append(
+            {
+                "harness": name,
+                "held": held,
+                "seconds": round(seconds),
+                "summary": summary(name, proc.stdout),
+            }
+        )
+        print(
+            f"[{'held' if held else 'BROKEN'}] {name} ({seconds:.0f} s): {rows[-1]['summary']}",
+            flush=True,
+        )
         if not held:
             print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n", file=sys.stderr)
     width = max(len(row["harness"]) for row in rows)

@@ -109,8 +109,7 @@ const NO_AZURE_CREDENTIALS: &str = "no credentials were given (azure_storage_acc
 pub fn open(location: &BucketLocation) -> Result<OpenedBucket, StoreError> {
     let url = url_of(location)?;
     let scheme = url.scheme().to_ascii_lowercase();
-    let mut missing_credentials = None;
-    let store: Arc<dyn ObjectStore> = match scheme.as_str() {
+    let (store, missing_credentials): (Arc<dyn ObjectStore>, _) = match scheme.as_str() {
         "s3" | "s3a" => {
             let mut builder = AmazonS3Builder::from_env().with_url(location.url.clone());
             for (key, value) in keys::<AmazonS3ConfigKey>(location, "S3")? {
@@ -127,7 +126,6 @@ pub fn open(location: &BucketLocation) -> Result<OpenedBucket, StoreError> {
                     "conditional puts cannot be disabled: AndaDB relies on them to commit",
                 ));
             }
-            let given = |key| builder.get_config_value(&key).is_some();
             let skip_signature = builder
                 .get_config_value(&AmazonS3ConfigKey::SkipSignature)
                 .is_some_and(|value| value.eq_ignore_ascii_case("true"));
@@ -138,36 +136,40 @@ pub fn open(location: &BucketLocation) -> Result<OpenedBucket, StoreError> {
             ]
             .iter()
             .any(|name| std::env::var_os(name).is_some());
-            if !given(AmazonS3ConfigKey::AccessKeyId) && !skip_signature && !from_environment {
-                missing_credentials = Some(NO_AWS_CREDENTIALS);
-            }
+            let missing = if skip_signature || from_environment {
+                None
+            } else {
+                none_set(&[AmazonS3ConfigKey::AccessKeyId], |key| {
+                    builder.get_config_value(key)
+                })
+                .then_some(NO_AWS_CREDENTIALS)
+            };
             let builder = builder.with_conditional_put(S3ConditionalPut::ETagMatch);
-            Arc::new(builder.build().map_err(|err| config_error(location, err))?)
+            let store = builder.build().map_err(|err| config_error(location, err))?;
+            (Arc::new(store), missing)
         }
         "gs" => {
             let mut builder = GoogleCloudStorageBuilder::from_env().with_url(location.url.clone());
             for (key, value) in keys::<GoogleConfigKey>(location, "Google Cloud Storage")? {
                 builder = builder.with_config(key, value);
             }
-            if [
+            let credentials = [
                 GoogleConfigKey::ServiceAccount,
                 GoogleConfigKey::ServiceAccountKey,
                 GoogleConfigKey::ApplicationCredentials,
                 GoogleConfigKey::SkipSignature,
-            ]
-            .into_iter()
-            .all(|key| builder.get_config_value(&key).is_none())
-            {
-                missing_credentials = Some(NO_GOOGLE_CREDENTIALS);
-            }
-            Arc::new(builder.build().map_err(|err| config_error(location, err))?)
+            ];
+            let missing = none_set(&credentials, |key| builder.get_config_value(key))
+                .then_some(NO_GOOGLE_CREDENTIALS);
+            let store = builder.build().map_err(|err| config_error(location, err))?;
+            (Arc::new(store), missing)
         }
         _ => {
             let mut builder = MicrosoftAzureBuilder::from_env().with_url(location.url.clone());
             for (key, value) in keys::<AzureConfigKey>(location, "Azure Blob Storage")? {
                 builder = builder.with_config(key, value);
             }
-            if [
+            let credentials = [
                 AzureConfigKey::AccessKey,
                 AzureConfigKey::SasKey,
                 AzureConfigKey::ClientSecret,
@@ -176,13 +178,11 @@ pub fn open(location: &BucketLocation) -> Result<OpenedBucket, StoreError> {
                 AzureConfigKey::UseAzureCli,
                 AzureConfigKey::FederatedTokenFile,
                 AzureConfigKey::SkipSignature,
-            ]
-            .into_iter()
-            .all(|key| builder.get_config_value(&key).is_none())
-            {
-                missing_credentials = Some(NO_AZURE_CREDENTIALS);
-            }
-            Arc::new(builder.build().map_err(|err| config_error(location, err))?)
+            ];
+            let missing = none_set(&credentials, |key| builder.get_config_value(key))
+                .then_some(NO_AZURE_CREDENTIALS);
+            let store = builder.build().map_err(|err| config_error(location, err))?;
+            (Arc::new(store), missing)
         }
     };
     let prefix = Path::from_url_path(url.path()).map_err(|err| config_error(location, err))?;
@@ -195,6 +195,11 @@ pub fn open(location: &BucketLocation) -> Result<OpenedBucket, StoreError> {
         store,
         missing_credentials,
     })
+}
+
+/// Whether none of `keys` has a value (given or from the environment).
+fn none_set<K>(keys: &[K], value: impl Fn(&K) -> Option<String>) -> bool {
+    keys.iter().all(|key| value(key).is_none())
 }
 
 fn url_of(location: &BucketLocation) -> Result<url::Url, StoreError> {
