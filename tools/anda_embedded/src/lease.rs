@@ -81,7 +81,17 @@ fn locked(url: &str, detail: String) -> StoreError {
 }
 
 fn storage(url: &str, what: &str, err: object_store::Error) -> StoreError {
-    StoreError::Engine(format!("{url}: cannot {what} the store's lease: {err}"))
+    let hint = match err {
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => {
+            " (the server refused these credentials: check the access key, the secret and \
+             what they may do in this bucket)"
+        }
+        _ => "",
+    };
+    StoreError::Engine(format!(
+        "{url}: cannot {what} the store's lease{hint}: {err}"
+    ))
 }
 
 impl Lease {
