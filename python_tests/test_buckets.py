@@ -6,6 +6,7 @@ the server stops."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -38,14 +39,16 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
-def endpoint() -> Iterator[str]:
-    """moto's S3 server (a test requirement, requirements/test.in) in its own process."""
+@contextlib.contextmanager
+def _moto(**env: str) -> Iterator[str]:
+    """moto's S3 server (a test requirement, requirements/test.in) in its own
+    process; its URL."""
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, **env},
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -62,6 +65,12 @@ def endpoint() -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def endpoint() -> Iterator[str]:
+    with _moto() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -298,6 +307,20 @@ def test_an_unreachable_store_fails_with_a_typed_error_and_no_secret(bucket: str
     assert SECRET not in str(failed.value)
 
 
+def test_refused_credentials_fail_fast_saying_so() -> None:
+    """A server that checks credentials (moto's, with IAM enforced from the
+    first request) refuses ours: a typed error that says so, without the secret."""
+    with _moto(INITIAL_NO_AUTH_ACTION_COUNT="0") as checking:
+        started = time.monotonic()
+        with pytest.raises(anda.StoreError) as refused:
+            anda.Nexus("s3://anda-any/x", storage_options=_options(checking))
+        assert time.monotonic() - started < 60
+    message = str(refused.value)
+    assert "refused these credentials" in message
+    assert "InvalidAccessKeyId" in message
+    assert SECRET not in message
+
+
 def test_no_credentials_fails_fast_saying_what_is_missing(
     endpoint: str, bucket: str, prefix: str
 ) -> None:
@@ -321,7 +344,7 @@ def test_no_credentials_fails_fast_saying_what_is_missing(
 
 
 def test_the_command_line_and_anda_db_take_a_bucket_url(
-    endpoint: str, bucket: str, prefix: str
+    endpoint: str, bucket: str, prefix: str, tmp_path: Any
 ) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     env |= {
@@ -348,3 +371,76 @@ def test_the_command_line_and_anda_db_take_a_bucket_url(
     assert read.returncode == 0, read.stderr
     assert '"result": ["Cli"]' in read.stdout
     assert SECRET not in wrote.stdout + wrote.stderr + read.stdout + read.stderr
+    # A copy down to a directory, from the shell, with the same environment.
+    copied = anda_cli("copy", "--no-progress", url, str(tmp_path / "down"))
+    assert copied.returncode == 0, copied.stderr
+    assert "reads back equal" in copied.stdout
+    with anda.Nexus(tmp_path / "down", readonly=True) as down:
+        assert _name(down, "cli") == ["Cli"]
+
+
+def test_copies_between_a_directory_and_a_bucket(
+    endpoint: str, bucket: str, prefix: str, tmp_path: Any
+) -> None:
+    """Object for object, both ways, checked with dump_store: ids and keys
+    come along, and the copy is a store that goes on working."""
+    options = _options(endpoint)
+    with anda.Nexus(tmp_path / "src") as nexus:
+        nexus.execute_kip(UPSERT, {"key": "ada", "name": "Ada"})
+        nexus.bulk_write(
+            [anda.bulk.Upsert("Person", f"p{i}", f"P{i}") for i in range(30)]
+            + [anda.bulk.Relate(("Person", "ada"), "knows", ("Person", "p1"))]
+        )
+        expected = dump_store(nexus)
+    url = f"s3://{bucket}/{prefix}/copy"
+    seen: list[tuple[int, int]] = []
+    up = anda.copy_store(
+        tmp_path / "src",
+        url,
+        destination_storage_options=options,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    stored = {key: etag for key, etag in _listing(endpoint, bucket, f"{prefix}/copy/").items()}
+    assert up.files == sum(1 for key in stored if key.startswith(f"{prefix}/copy/anda_db/"))
+    assert seen[-1] == (up.bytes, up.bytes)
+    assert not any(key.endswith(".lease") for key in stored)  # released when done
+    with anda.Nexus(url, storage_options=options, readonly=True) as copy:
+        assert dump_store(copy) == expected
+
+    # A destination that holds a store is left as it is, unless asked.
+    with pytest.raises(anda.StoreError, match="already holds a store"):
+        anda.copy_store(tmp_path / "src", url, destination_storage_options=options)
+    assert _listing(endpoint, bucket, f"{prefix}/copy/") == stored
+
+    # Back down to a directory, which goes on as a store of its own.
+    down = anda.copy_store(url, tmp_path / "down", source_storage_options=options)
+    assert (down.files, down.bytes) == (up.files, up.bytes)
+    with anda.Nexus(tmp_path / "down") as nexus:
+        assert dump_store(nexus) == expected
+        nexus.execute_kip(UPSERT, {"key": "new", "name": "New"})
+    anda.copy_store(tmp_path / "down", url, destination_storage_options=options, overwrite=True)
+    with anda.Nexus(url, storage_options=options, readonly=True) as copy:
+        assert _name(copy, "new") == ["New"]
+        assert _name(copy, "ada") == ["Ada"]
+
+    # An open store is neither source nor destination.
+    with anda.Nexus(url, storage_options=options):
+        with pytest.raises(anda.StoreLockedError):
+            anda.copy_store(url, tmp_path / "other", source_storage_options=options)
+        with pytest.raises(anda.StoreLockedError):
+            anda.copy_store(
+                tmp_path / "src", url, destination_storage_options=options, overwrite=True
+            )
+    with pytest.raises(ValueError, match="same store"):
+        anda.copy_store(url, url + "/")
+
+
+def test_a_read_only_open_never_creates_a_bucket_store(
+    endpoint: str, bucket: str, prefix: str
+) -> None:
+    url = f"s3://{bucket}/{prefix}/nothing"
+    with pytest.raises(anda.StoreError, match="holds no store"):
+        anda.Nexus(url, storage_options=_options(endpoint), readonly=True)
+    with pytest.raises(anda.StoreError, match="holds no store"):
+        anda.copy_store(url, f"s3://{bucket}/{prefix}/b", source_storage_options=_options(endpoint))
+    assert _listing(endpoint, bucket, f"{prefix}/") == {}

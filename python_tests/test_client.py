@@ -476,3 +476,32 @@ def test_writes_through_a_client_are_in_the_store(tmp_path: Path) -> None:
         assert served.stop() == 0
     with anda.Nexus(served.store) as store:
         assert result(store.execute_kip(FIND_PERSON_NAME, {"key": "d7"})) == ["D7"]
+
+
+@pytest.mark.parametrize("memory", ["client", "local"])
+def test_a_whole_envelope_runs_the_same_on_a_client_and_a_nexus(
+    memory: str, request: pytest.FixtureRequest
+) -> None:
+    """execute_request: preconditions and request ids honoured by the engine,
+    failures returned rather than raised, the read-only path refusing writes."""
+    target: anda.Memory = request.getfixturevalue(memory)
+    key = f"envelope-{uuid.uuid4().hex[:8]}"
+    write = {"command": UPSERT_PERSON, "parameters": {"key": key, "name": "Env"}}
+    stale = target.execute_request(
+        {
+            "kip": "2.0",
+            "request_id": "r-1",
+            "operations": [write],
+            "preconditions": {"space_seq": 10**9},
+        }
+    )
+    assert stale["request_id"] == "r-1"
+    assert stale["results"][0]["error"]["code"] == "PreconditionFailed"
+    assert result(target.execute_kip(FIND_PERSON_NAME, {"key": key})) == []
+    refused = target.execute_request({"kip": "2.0", "operations": [write]}, readonly=True)
+    assert refused["error"]["code"] == "ReadonlyViolation"
+    done = asyncio.run(target.execute_request_async({"kip": "2.0", "operations": [write]}))
+    assert done["status"] == "succeeded"
+    assert result(target.execute_kip(FIND_PERSON_NAME, {"key": key})) == ["Env"]
+    with pytest.raises(TypeError):
+        target.execute_request({"kip": "2.0", "operations": [write]}, readonly="yes")  # type: ignore[arg-type]

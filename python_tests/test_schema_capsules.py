@@ -383,14 +383,13 @@ def test_copy_store_refusals(tmp_path: Path) -> None:
     _store(tmp_path / "a")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("mine")
-    with pytest.raises(anda.StoreError, match="not empty"):
-        anda.copy_store(tmp_path / "a", tmp_path / "full")
-    with pytest.raises(anda.StoreError, match="not an anda store"):
-        anda.copy_store(tmp_path / "a", tmp_path / "full", overwrite=True)
+    for overwrite in (False, True):
+        with pytest.raises(anda.StoreError, match="holds no anda store"):
+            anda.copy_store(tmp_path / "a", tmp_path / "full", overwrite=overwrite)
     assert (tmp_path / "full" / "notes.txt").read_text() == "mine"
     with pytest.raises(anda.StoreError, match="no store"):
         anda.copy_store(tmp_path / "missing", tmp_path / "c")
-    with pytest.raises(anda.StoreError, match="same store"):
+    with pytest.raises(ValueError, match="same store"):
         anda.copy_store(tmp_path / "a", tmp_path / "a")
     with pytest.raises(ValueError, match="server"):
         anda.copy_store("http://127.0.0.1:1", tmp_path / "c")
@@ -399,7 +398,7 @@ def test_copy_store_refusals(tmp_path: Path) -> None:
     # Replacing an existing store takes overwrite=True.
     with anda.Nexus(tmp_path / "old") as old:
         _people(old, "zed")
-    with pytest.raises(anda.StoreError, match="not empty"):
+    with pytest.raises(anda.StoreError, match="already holds a store"):
         anda.copy_store(tmp_path / "a", tmp_path / "old")
     anda.copy_store(tmp_path / "a", tmp_path / "old", overwrite=True)
     with anda.Nexus(tmp_path / "old", readonly=True) as replaced:
@@ -441,7 +440,7 @@ def test_command_line_export_import_copy(tmp_path: Path) -> None:
     assert "reads back equal" in copied.stdout
     again = _anda("copy", "src", "copy", cwd=tmp_path)
     assert again.returncode == 1
-    assert "not empty" in again.stderr
+    assert "already holds a store" in again.stderr
     ticket = _anda(
         "--db", "copy", "--compact", 'FIND(?t.name) WHERE { ?t {type: "Ticket"} }', cwd=tmp_path
     )

@@ -278,16 +278,44 @@ def test_a_bare_command_is_not_an_envelope(server: Served) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_envelope_members_anda_cannot_honour_are_refused(server: Served) -> None:
-    for extra in (
-        {"space": {"id": "other"}},
-        {"preconditions": {"space_seq": 1}},
-        {"requires": {"search.bm25": True}},
+def test_the_engine_honours_the_whole_envelope(server: Served) -> None:
+    """Every member goes to the engine, which honours it or refuses it itself."""
+    write = {"key": "pre", "name": "Pre"}
+    status, response = post(
+        server.url, envelope(UPSERT_PERSON, parameters=write, preconditions={"space_seq": 10**9})
+    )
+    assert status == 409, response
+    assert response["results"][0]["error"]["code"] == "PreconditionFailed"
+    status, response = post(server.url, envelope(FIND_PERSON_NAME, parameters={"key": "pre"}))
+    assert response["results"][0]["result"] == []
+    # The sequence the last write left is the one a guarded write must name.
+    status, response = post(server.url, envelope(UPSERT_PERSON, parameters=write))
+    seq = response["results"][0]["receipt"]["space_seq"]
+    write["name"] = "Guarded"
+    status, response = post(
+        server.url, envelope(UPSERT_PERSON, parameters=write, preconditions={"space_seq": seq})
+    )
+    assert status == 200, response
+    status, response = post(server.url, envelope(FIND_PERSON_NAME, parameters={"key": "pre"}))
+    assert response["results"][0]["result"] == ["Guarded"]
+
+    status, response = post(
+        server.url, envelope("DESCRIBE PRIMER", requires={"historical_reads": True})
+    )
+    assert status == 200, response
+    status, response = post(
+        server.url, envelope("DESCRIBE PRIMER", context={"client": "compat-test"})
+    )
+    assert status == 200, response
+    for refused in (
+        {"space": {"id": "other"}},  # the caller's Space, never another
+        {"requires": {"no.such.capability": True}},
         {"options": {"deadline_ms": 1000}},
         {"extensions": {"acme/x": {"critical": True}}},
     ):
-        status, response = post(server.url, envelope("DESCRIBE PRIMER", **extra))
-        assert (status, response["error"]["code"]) == (501, "UnsupportedCapability"), extra
+        status, response = post(server.url, envelope("DESCRIBE PRIMER", **refused))
+        code = response["results"][0]["error"]["code"]
+        assert (status, code) == (501, "UnsupportedCapability"), (refused, response)
     # A non-critical extension is ignored, as the engine ignores it.
     status, _ = post(server.url, envelope("DESCRIBE PRIMER", extensions={"acme/x": {}}))
     assert status == 200
@@ -660,6 +688,13 @@ class _Slow:
         await asyncio.sleep(self.delay)
         return await self._memory.call_tool_async(*args, **kwargs)
 
+    def execute_request(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._memory.execute_request(*args, **kwargs)
+
+    async def execute_request_async(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        await asyncio.sleep(self.delay)
+        return await self._memory.execute_request_async(*args, **kwargs)
+
     def close(self) -> None:
         self._memory.close()
 
@@ -739,31 +774,13 @@ def test_error_statuses() -> None:
     assert _wire.response_status({"status": "failed", "results": []}) == 500
 
 
-def test_envelopes_become_tool_arguments() -> None:
-    arguments, request_id = _wire.tool_arguments(
-        {
-            "kip": "2.0",
-            "request_id": "r",
-            "operations": [{"command": "A", "op_id": "a"}, {"command": "B"}],
-            "execution": {"mode": "sequence", "on_error": "continue"},
-            "read": {"snapshot_token": "t"},
-            "parameters": {"x": 1},
-            "options": {"dry_run": True},
-        }
-    )
-    assert request_id == "r"
-    assert arguments == {
-        "operations": [{"command": "A", "op_id": "a"}, {"command": "B"}],
-        "execution": {"mode": "sequence", "on_error": "continue"},
-        "read": {"snapshot_token": "t"},
-        "parameters": {"x": 1},
-        "dry_run": True,
-    }
-    for bad in (
-        {"kip": "2.0"},
-        {"kip": "2.0", "operations": ["A"]},
-        {"kip": "2.0", "request_id": ""},
-    ):
+def test_envelopes_go_whole_and_the_older_shape_becomes_tool_arguments() -> None:
+    params = {"kip": "2.0", "request_id": "r", "operations": [{"command": "A"}]}
+    assert _wire.call_arguments(params) == (params, True, "r")
+    assert _wire.call_arguments({"kip": "2.0", "request_id": ""})[2] is None
+    older = {"command": "A", "parameters": {"x": 1}, "dry_run": True}
+    assert _wire.call_arguments(older) == (older, False, None)
+    for bad in ("A", ["A"], None):
         with pytest.raises(_wire.Refusal) as refused:
-            _wire.tool_arguments(bad)
+            _wire.call_arguments(bad)
         assert refused.value.status == 400

@@ -14,6 +14,7 @@ __all__ = [
     "KIP_VERSION",
     "MAX_JSON_DEPTH",
     "MAX_SAFE_INTEGER",
+    "NativeCopyDestination",
     "NativeNexus",
     "NativeTask",
     "__version__",
@@ -52,6 +53,20 @@ _Batch = list[tuple[str, Mapping[str, Any] | None]]
 @final
 class NativeTask:
     def cancel(self) -> None: ...
+
+@final
+class NativeCopyDestination:
+    def __new__(
+        cls,
+        path: str | os.PathLike[str] | None,
+        url: str | None,
+        storage_options: list[tuple[str, str]],
+        name: str,
+        lease_ttl: float,
+        overwrite: bool,
+    ) -> NativeCopyDestination: ...
+    def copy_from(self, source: NativeNexus, keys: list[str]) -> int: ...
+    def release(self) -> None: ...
 
 @final
 class NativeNexus:
@@ -120,6 +135,17 @@ class NativeNexus:
         self, packages: list[tuple[str, str]], activate: bool
     ) -> dict[str, Any]: ...
     def import_capsule(self, capsule: str, dry_run: bool) -> dict[str, Any]: ...
+    def execute_envelope(
+        self, envelope: object, readonly: bool, caller: str | None
+    ) -> dict[str, Any]: ...
+    def execute_envelope_async(
+        self,
+        envelope: object,
+        readonly: bool,
+        caller: str | None,
+        callback: Callable[[Any, BaseException | None], None],
+    ) -> NativeTask: ...
+    def _stored_objects(self) -> list[tuple[str, int]]: ...
     def _fault_rule(
         self,
         op: str,

@@ -57,21 +57,25 @@ def add_store_arguments(
 
 def open_from_arguments(args: argparse.Namespace, **extra: Any) -> Nexus | Client:
     """The memory the parsed arguments name."""
-    storage_options = None
-    if args.storage_options:
-        pairs = [option.partition("=") for option in args.storage_options]
-        if any(not key or not sep for key, sep, _ in pairs):
-            raise ValueError("--storage-option takes KEY=VALUE")
-        storage_options = {key: value for key, _, value in pairs}
     return open_memory(
         args.db,
         readonly=args.readonly,
         name=args.name,
         tenancy=args.tenancy,
         schema_packages=args.schema_packages,
-        storage_options=storage_options,
+        storage_options=storage_options(args.storage_options, "--storage-option"),
         **extra,
     )
+
+
+def storage_options(given: list[str] | None, flag: str) -> dict[str, str] | None:
+    """``KEY=VALUE`` arguments as a ``storage_options`` mapping (``None`` if none)."""
+    if not given:
+        return None
+    pairs = [option.partition("=") for option in given]
+    if any(not key or not sep for key, sep, _ in pairs):
+        raise ValueError(f"{flag} takes KEY=VALUE")
+    return {key: value for key, _, value in pairs}
 
 
 def progress_bar(enabled: bool, total: int | None, *, unit: str, desc: str) -> Any:

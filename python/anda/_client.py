@@ -236,6 +236,44 @@ class Client:
         )
         return ToolResult.from_response(self._exchange(name, _tool_params(arguments), safe=safe))
 
+    def execute_request(
+        self, request: Mapping[str, Any], *, readonly: bool = False, caller: str | None = None
+    ) -> dict[str, Any]:
+        """Sends a whole KIP 2.0 request envelope: the call and result of
+        :meth:`anda.Nexus.execute_request` (the response is returned, not
+        raised, whatever its status).
+
+        Raises:
+            TypeError, ValueError: ``request`` is not a JSON object the engine
+                could take, or ``caller`` is not ``None``.
+            anda.RemoteError: the exchange failed outside KIP.
+            anda.NexusClosedError: the Client is closed.
+        """
+        _check_bool("readonly", readonly)
+        self._check_open(caller)
+        if not isinstance(request, Mapping):
+            raise TypeError(f"request must be a mapping, not {type(request).__name__}")
+        try:
+            params = _to_json(request, 0)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"request{err}") from None
+        method = _READONLY_TOOL if readonly else self._method()
+        options = params.get("options")
+        safe = method == _READONLY_TOOL or (
+            isinstance(options, dict) and options.get("dry_run") is True
+        )
+        return self._exchange(method, params, safe=safe)
+
+    async def execute_request_async(
+        self, request: Mapping[str, Any], *, readonly: bool = False, caller: str | None = None
+    ) -> dict[str, Any]:
+        """:meth:`execute_request` for ``asyncio``, run on a worker thread."""
+        import asyncio
+
+        return await asyncio.to_thread(
+            self.execute_request, request, readonly=readonly, caller=caller
+        )
+
     def bulk_write(
         self,
         operations: Iterable[Operation],

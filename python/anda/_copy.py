@@ -1,22 +1,22 @@
-"""Copying a whole store, byte for byte, and proving the copy equal."""
+"""Copying a whole store between locations, object by object, and proving
+the copy equal."""
 
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from anda import _anda
-from anda._nexus import Nexus, _has_entries
+from anda._nexus import Nexus, _bucket
 from anda.errors import StoreError
 
 __all__ = ["CopyResult", "copy_store"]
 
-# anda's own lock file: each store has its own, so it is never copied.
-_LOCK_FILE = "anda.lock"
-_STORE_ENTRIES = frozenset({_LOCK_FILE, "gen", "meta"})
+# Objects copied per native call: progress between calls, and Ctrl-C.
+_BATCH_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,8 @@ class CopyResult:
     """What :func:`copy_store` copied.
 
     Attributes:
-        files: files copied (the lock file stays behind).
+        files: objects copied (files, for a directory store); the lock file
+            or lease of the source stays behind.
         bytes: bytes copied.
     """
 
@@ -39,28 +40,40 @@ def copy_store(
     name: str = _anda.DEFAULT_DB_NAME,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    source_storage_options: Mapping[str, Any] | None = None,
+    destination_storage_options: Mapping[str, Any] | None = None,
 ) -> CopyResult:
     """Copies the whole store at ``source`` to ``destination``, then opens
     the copy and checks that it holds exactly what the source holds
     (:func:`anda.testing.dump_store`, ids and keys included).
 
-    The copy is byte for byte: ids, keys, history and schema all come along,
-    which a Capsule (:meth:`Nexus.import_capsule`) does not carry. The source
-    is held open (so no other process writes to it) and flushed first.
+    Either location is a directory or a bucket URL (``s3://``, ``gs://``,
+    ``az://``), so this also backs a directory store up to a bucket, or
+    brings a bucket store down to a disk. The copy is object for object, as
+    AndaDB stored them: ids, keys, history and schema all come along, which a
+    Capsule (:meth:`Nexus.import_capsule`) does not carry. The source is held
+    open read-only for the whole copy, and the destination locked (or
+    leased), so nobody writes to either meanwhile. A server
+    (``http://``) owns its store: stop it and copy its ``--db`` location.
 
     Args:
-        source: a directory store.
-        destination: a new or empty directory, or with ``overwrite`` an
-            existing anda store, which is replaced.
-        name: the database name inside the store.
-        overwrite: replace an existing store at ``destination``.
-        progress: called as ``progress(bytes_done, bytes_total)`` after each file.
+        source: the store to copy.
+        destination: a new or empty directory, a bucket prefix holding no
+            store, or with ``overwrite`` the location of a store to replace.
+        name: the database name inside the stores.
+        overwrite: replace the store at ``destination``.
+        progress: called as ``progress(bytes_done, bytes_total)`` as the copy
+            goes.
+        source_storage_options: for a bucket ``source``, as
+            :class:`Nexus`'s ``storage_options``.
+        destination_storage_options: likewise for ``destination``.
 
     Raises:
-        anda.StoreError: a location is not a store directory, the
-            destination is not empty (without ``overwrite``), or the copy
-            does not read back equal (it is removed then).
+        anda.StoreError: ``source`` holds no store, ``destination`` holds
+            one (without ``overwrite``) or something else, or the copy does
+            not read back equal (it is removed then, as after any failure).
         anda.StoreLockedError: either store is open elsewhere.
+        ValueError: a server URL, or the same location twice.
 
     >>> import tempfile, anda
     >>> with tempfile.TemporaryDirectory() as tmp:
@@ -74,69 +87,80 @@ def copy_store(
     """
     from anda.testing import dump_store
 
-    source_path, target = Path(_local(source, "source")), Path(_local(destination, "destination"))
-    if source_path.resolve() == target.resolve():
-        raise StoreError("source and destination are the same store")
-    if not _has_entries(os.fspath(source_path)):
-        raise StoreError(f"no store to copy at {os.fspath(source_path)!r}")
-    _prepare(target, name, overwrite)
-    with Nexus(source_path, name=name, readonly=True) as nexus:
-        nexus.flush()
+    source = _location(source, "source")
+    destination = _location(destination, "destination")
+    if _same(source, destination):
+        raise ValueError("source and destination are the same store")
+    url, options = _bucket(destination, destination_storage_options)
+    path = None if url is not None else destination
+
+    def held(overwrite: bool) -> _anda.NativeCopyDestination:
+        return _anda.NativeCopyDestination(
+            path, url, options, name, _anda.DEFAULT_LEASE_TTL, overwrite
+        )
+
+    copied = total = 0
+    with Nexus(source, name=name, readonly=True, storage_options=source_storage_options) as nexus:
         expected = dump_store(nexus)
-        files = [
-            path
-            for path in sorted(source_path.rglob("*"))
-            if path.is_file() and path.relative_to(source_path).parts != (_LOCK_FILE,)
-        ]
-        total = sum(path.stat().st_size for path in files)
-        done = 0
-        for path in files:
-            copied = target / path.relative_to(source_path)
-            copied.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, copied)
-            done += path.stat().st_size
-            if progress is not None:
-                progress(done, total)
-    with Nexus(target, name=name, readonly=True) as copy:
-        found = dump_store(copy)
+        objects = nexus._native._stored_objects()
+        total = sum(size for _, size in objects)
+        target = held(overwrite)
+        try:
+            for batch in _batches(objects):
+                copied += target.copy_from(nexus._native, batch)
+                if progress is not None:
+                    progress(copied, total)
+        except BaseException:
+            target.release()
+            _discard(held)
+            raise
+        target.release()
+    try:
+        with Nexus(
+            destination, name=name, readonly=True, storage_options=destination_storage_options
+        ) as copy:
+            found = dump_store(copy)
+    except BaseException:
+        _discard(held)
+        raise
     if found != expected:
-        _clear(target)
+        _discard(held)
         raise StoreError(
-            f"the copy at {os.fspath(target)!r} did not read back equal to the source; removed it"
+            f"the copy at {destination!r} did not read back equal to the source; removed it"
         )
-    return CopyResult(files=len(files), bytes=total)
+    return CopyResult(files=len(objects), bytes=copied)
 
 
-def _local(location: object, role: str) -> str:
-    path = os.fspath(location)  # type: ignore[call-overload]
-    if not isinstance(path, str):
-        raise TypeError(f"{role} must be a str or os.PathLike[str] directory")
-    if "://" in path:
+def _location(location: object, role: str) -> str:
+    text = os.fspath(location)  # type: ignore[call-overload]
+    if not isinstance(text, str):
+        raise TypeError(f"{role} must be a str or os.PathLike[str], not bytes")
+    if text.lower().startswith(("http://", "https://")):
         raise ValueError(
-            f"{role} {path!r}: copy_store copies directory stores (not yet buckets "
-            "or servers); for those, export a capsule and import it"
+            f"{role} {text!r} is a server, which owns its store: stop it and copy its "
+            "--db location, or move memory through it with a Capsule (export_capsule)"
         )
-    return path
+    return text
 
 
-def _prepare(target: Path, name: str, overwrite: bool) -> None:
-    if not _has_entries(os.fspath(target)):
-        target.mkdir(parents=True, exist_ok=True)
-        return
-    if not overwrite:
-        raise StoreError(
-            f"the destination {os.fspath(target)!r} is not empty; pass overwrite=True "
-            "(--overwrite) to replace the store there"
-        )
-    if not {entry.name for entry in target.iterdir()} <= _STORE_ENTRIES:
-        raise StoreError(f"refusing to overwrite {os.fspath(target)!r}: it is not an anda store")
-    Nexus(target, name=name, readonly=True).close()  # a store, and nobody has it open
-    _clear(target)
+def _same(a: str, b: str) -> bool:
+    if _anda.is_bucket_url(a) or _anda.is_bucket_url(b):
+        return a.rstrip("/") == b.rstrip("/")
+    return Path(a).resolve() == Path(b).resolve()
 
 
-def _clear(target: Path) -> None:
-    for entry in target.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+def _batches(objects: list[tuple[str, int]]) -> list[list[str]]:
+    batches: list[list[str]] = []
+    size = _BATCH_BYTES
+    for key, length in objects:
+        if size >= _BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(key)
+        size += length
+    return batches
+
+
+def _discard(held: Callable[[bool], _anda.NativeCopyDestination]) -> None:
+    """Deletes a failed copy: taking the destination with ``overwrite`` clears it."""
+    held(True).release()

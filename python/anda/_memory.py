@@ -55,6 +55,18 @@ class Memory(Protocol):
         """:meth:`execute_kip` for ``asyncio``."""
         ...
 
+    def execute_request(
+        self, request: Mapping[str, Any], *, readonly: bool = False, caller: str | None = None
+    ) -> dict[str, Any]:
+        """Runs a whole KIP 2.0 request envelope; returns the response envelope."""
+        ...
+
+    async def execute_request_async(
+        self, request: Mapping[str, Any], *, readonly: bool = False, caller: str | None = None
+    ) -> dict[str, Any]:
+        """:meth:`execute_request` for ``asyncio``."""
+        ...
+
     def call_tool(
         self, name: str, arguments: str | Mapping[str, Any], *, caller: str | None = None
     ) -> ToolResult:

@@ -427,6 +427,56 @@ class Nexus:
         )
         return ToolResult.from_response(response)
 
+    def execute_request(
+        self, request: Mapping[str, Any], *, readonly: bool = False, caller: str | None = None
+    ) -> dict[str, Any]:
+        """Runs a whole KIP 2.0 request envelope, as ``POST /kip`` carries it
+        in ``params``, and returns the engine's response envelope as it is.
+
+        For what :meth:`execute_kip` does not say: ``preconditions``,
+        ``context``, ``requires``, ``ingest``, ``read`` bindings,
+        ``request_id`` and ``options``. The engine checks every member and
+        answers a refusal in the response (``status`` ``"failed"``), which is
+        returned, not raised: a partial batch has results worth reading.
+        ``space`` is refused: a request runs in the Space the store gives its
+        caller.
+
+        Args:
+            request: the envelope (``kip``, ``operations``, ...).
+            readonly: take the read-only path (``execute_kip_readonly``),
+                which refuses the whole request if any operation writes.
+            caller: who the request runs as (see :meth:`execute_kip`).
+
+        Raises:
+            TypeError: ``caller`` is not a str.
+            anda.NexusClosedError: the Nexus is closed.
+
+        >>> import anda
+        >>> with anda.Nexus() as nexus:
+        ...     response = nexus.execute_request({
+        ...         "kip": "2.0",
+        ...         "request_id": "r-1",
+        ...         "operations": [{"command": "DESCRIBE PRIMER"}],
+        ...     })
+        >>> response["request_id"], response["status"]
+        ('r-1', 'succeeded')
+        """
+        _check_bool("readonly", readonly)
+        _check_caller(caller)
+        response: dict[str, Any] = self._native.execute_envelope(request, readonly, caller)
+        return response
+
+    async def execute_request_async(
+        self, request: Mapping[str, Any], *, readonly: bool = False, caller: str | None = None
+    ) -> dict[str, Any]:
+        """:meth:`execute_request` for ``asyncio``: same arguments, same result."""
+        _check_bool("readonly", readonly)
+        _check_caller(caller)
+        response: dict[str, Any] = await _awaited(
+            lambda deliver: self._native.execute_envelope_async(request, readonly, caller, deliver)
+        )
+        return response
+
     def verify(self) -> VerifyReport:
         """Reads back every record the store's own metadata lists, and
         reports each one that is missing, unreadable or malformed.

@@ -5,8 +5,9 @@ whole stores between locations.
   memory, or of what ``QUERY`` selects (see :meth:`anda.Nexus.export_capsule`).
 - ``import --db DST FILE`` verifies a Capsule and imports it
   (``--dry-run`` previews); prints the import report.
-- ``copy SRC DST`` copies a whole store byte for byte and checks the copy
-  (:func:`anda.copy_store`), with a progress bar on a terminal.
+- ``copy SRC DST`` copies a whole store, directory or bucket, object for
+  object and checks the copy (:func:`anda.copy_store`), with a progress bar
+  on a terminal.
 
 Exit status: 0 done, 1 refused or failed (the reason on standard error),
 2 usage error.
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import anda
-from anda._cli import add_store_arguments, open_from_arguments, progress_bar
+from anda._cli import add_store_arguments, open_from_arguments, progress_bar, storage_options
 
 __all__ = ["copy_main", "export_main", "import_main"]
 
@@ -105,15 +106,23 @@ def import_main(argv: Sequence[str] | None = None) -> int:
 def copy_main(argv: Sequence[str] | None = None) -> int:
     parser = _parser(
         "copy",
-        "Copy a whole store to a new location and check the copy.",
-        "python -m anda copy ./memory ./backup",
+        "Copy a whole store (a directory or a bucket URL) to a new location and check the copy.",
+        "python -m anda copy ./memory s3://backups/memory",
     )
-    parser.add_argument("source", help="the store directory to copy")
-    parser.add_argument("destination", help="a new or empty directory")
+    parser.add_argument("source", help="the store to copy: a directory or a bucket URL")
+    parser.add_argument("destination", help="a new or empty directory, or a bucket URL")
     parser.add_argument("--name", default=None, help="database name inside the stores")
     parser.add_argument(
         "--overwrite", action="store_true", help="replace an existing store at the destination"
     )
+    for side in ("source", "destination"):
+        parser.add_argument(
+            f"--{side}-storage-option",
+            action="append",
+            default=None,
+            metavar="KEY=VALUE",
+            help=f"an object_store option for a bucket {side}; repeatable",
+        )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     bar = progress_bar(not args.no_progress, None, unit="B", desc="copying")
@@ -128,6 +137,9 @@ def copy_main(argv: Sequence[str] | None = None) -> int:
 
     options: dict[str, Any] = {} if args.name is None else {"name": args.name}
     try:
+        for side in ("source", "destination"):
+            given = getattr(args, f"{side}_storage_option")
+            options[f"{side}_storage_options"] = storage_options(given, f"--{side}-storage-option")
         result = anda.copy_store(
             args.source, args.destination, overwrite=args.overwrite, progress=progress, **options
         )
@@ -137,7 +149,7 @@ def copy_main(argv: Sequence[str] | None = None) -> int:
         if bar is not None:
             bar.close()
     print(
-        f"copied {result.files} files ({result.bytes} bytes) to {args.destination}; "
+        f"copied {result.files} objects ({result.bytes} bytes) to {args.destination}; "
         "the copy reads back equal"
     )
     return 0

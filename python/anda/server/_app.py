@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import anda
 from anda import mcp as anda_mcp
-from anda._client import TOOLS, failure, invalid_envelope
+from anda._client import _READONLY_TOOL, TOOLS, failure, invalid_envelope
 from anda.errors import AndaError, NexusClosedError
 from anda.server import _wire
 from anda.tools import ToolResult
@@ -156,11 +156,11 @@ async def _execute(
     except (ValueError, RecursionError) as err:
         return _answer(400, invalid_envelope(f"malformed JSON: {err}"))
     try:
-        method, arguments, request_id = _call(payload)
+        method, arguments, envelope, request_id = _call(payload)
     except _wire.Refusal as refusal:
         return _answer(refusal.status, refusal.response)
     writes = _wire.may_write(method, arguments, engine.readonly)
-    task = engine.start(method, arguments, caller)
+    task = engine.start(method, arguments, caller, envelope=envelope)
     try:
         result = await asyncio.wait_for(asyncio.shield(task), timeout)
     except asyncio.TimeoutError:
@@ -174,7 +174,7 @@ async def _execute(
         _log.error("%s failed: %s: %s", method, type(err).__name__, err)
         message = f"the engine call failed: {type(err).__name__}"
         return _answer(500, _wire.internal(message, safe=not writes))
-    response = result.response
+    response = result
     if request_id is not None:
         # Echoed, as the engine echoes it when it reads the envelope itself.
         response = {**response, "request_id": request_id}
@@ -185,8 +185,9 @@ async def _execute(
     return _answer(status, response)
 
 
-def _call(payload: Any) -> tuple[str, dict[str, Any], str | None]:
-    """The method, tool arguments and request id of a ``{"method", "params"}`` body."""
+def _call(payload: Any) -> tuple[str, dict[str, Any], bool, str | None]:
+    """The method, arguments (see :func:`_wire.call_arguments`) and request id
+    of a ``{"method", "params"}`` body."""
     if not isinstance(payload, dict) or not isinstance(payload.get("method"), str):
         raise _wire.invalid('the body must be an object {"method": "execute_kip", "params": ...}')
     method = payload["method"]
@@ -196,8 +197,7 @@ def _call(payload: Any) -> tuple[str, dict[str, Any], str | None]:
         raise _wire.invalid(f"unknown method: {method}")
     if "params" not in payload:
         raise _wire.invalid("missing field `params`")
-    arguments, request_id = _wire.tool_arguments(payload["params"])
-    return method, arguments, request_id
+    return method, *_wire.call_arguments(payload["params"])
 
 
 def _no_constant(name: str) -> Any:
@@ -230,8 +230,23 @@ class _Detached:
         """Engine calls still running, answered or not."""
         return len(self._tasks)
 
-    def start(self, name: str, arguments: Any, caller: str | None) -> asyncio.Task[ToolResult]:
-        return self._run(self._memory.call_tool_async(name, arguments, caller=caller))
+    def start(
+        self, name: str, arguments: Any, caller: str | None, *, envelope: bool = False
+    ) -> asyncio.Task[dict[str, Any]]:
+        """Runs a tool call, or with ``envelope`` a whole request envelope;
+        the task's result is the response envelope."""
+        if envelope:
+            readonly = name == _READONLY_TOOL
+            return self._run(
+                self._memory.execute_request_async(arguments, readonly=readonly, caller=caller)
+            )
+        return self._run(
+            self._response(self._memory.call_tool_async(name, arguments, caller=caller))
+        )
+
+    @staticmethod
+    async def _response(call: Awaitable[ToolResult]) -> dict[str, Any]:
+        return (await call).response
 
     def _run(self, call: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(call)
@@ -264,7 +279,18 @@ class _Detached:
     async def call_tool_async(
         self, name: str, arguments: Any, *, caller: str | None = None
     ) -> ToolResult:
-        result: ToolResult = await asyncio.shield(self.start(name, arguments, caller))
+        result: ToolResult = await asyncio.shield(
+            self._run(self._memory.call_tool_async(name, arguments, caller=caller))
+        )
+        return result
+
+    def execute_request(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._memory.execute_request(*args, **kwargs)
+
+    async def execute_request_async(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await asyncio.shield(
+            self._run(self._memory.execute_request_async(*args, **kwargs))
+        )
         return result
 
     def close(self) -> None:

@@ -10,40 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from anda import _anda
 from anda._client import failure, invalid_envelope
 
-# Every member of a KIP 2.0 request envelope (anda_kip's `Request`).
-_ENVELOPE_FIELDS = frozenset(
-    {
-        "kip",
-        "request_id",
-        "space",
-        "compatibility_profile",
-        "execution",
-        "read",
-        "ingest",
-        "preconditions",
-        "operations",
-        "parameters",
-        "context",
-        "requires",
-        "options",
-        "extensions",
-    }
-)
-# Members the engine's tool arguments carry over one to one.
-_TOOL_FIELDS = ("operations", "execution", "read", "parameters")
-# Members the tool arguments cannot carry: refused, never silently dropped.
-_UNSUPPORTED = {
-    "space": "this server binds every request to the MemorySpace of its caller (its API key)",
-    "compatibility_profile": "this server speaks KIP 2.0 only",
-    "ingest": "this server does not mint Evidence from an ingest block",
-    "preconditions": "this server cannot check request preconditions",
-    "context": "this server does not take a request context",
-    "requires": "this server cannot check capability requirements",
-}
-_OPTIONS = frozenset({"dry_run", "deadline_ms", "extensions"})
 _REQUEST_ID_MAX = 256
 
 
@@ -56,20 +24,24 @@ class Refusal(Exception):
         self.response = response
 
 
-def tool_arguments(params: Any) -> tuple[dict[str, Any], str | None]:
-    """The engine's tool arguments for a request's ``params``, and its ``request_id``.
+def call_arguments(params: Any) -> tuple[dict[str, Any], bool, str | None]:
+    """What a request's ``params`` asks of the engine: the arguments, whether
+    they are a KIP 2.0 request envelope (else the tool arguments of the
+    older shape), and the ``request_id`` to echo.
 
-    ``params`` is a KIP 2.0 request envelope (it has ``kip``), or the older
-    tool-argument shape (``command`` | ``commands`` | ``operations``,
-    ``parameters``, ``dry_run``) that Anda's MCP bridge and skill scripts
-    send. Raises :class:`Refusal` for an envelope this server cannot honour.
+    An envelope (it has ``kip``) goes to the engine whole, which checks and
+    honours every member (``preconditions``, ``context``, ``requires``,
+    ``options``, ...) or refuses it with its own error. The older shape is
+    ``command`` | ``commands`` | ``operations``, ``parameters``, ``dry_run``,
+    as Anda's MCP bridge and skill scripts send it. Raises :class:`Refusal`
+    for anything else.
 
-    >>> tool_arguments({"kip": "2.0", "operations": [{"command": "DESCRIBE PRIMER"}],
-    ...                 "options": {"dry_run": True}, "request_id": "r1"})
-    ({'operations': [{'command': 'DESCRIBE PRIMER'}], 'dry_run': True}, 'r1')
-    >>> tool_arguments({"commands": ["DESCRIBE PRIMER"]})
-    ({'operations': ['DESCRIBE PRIMER'], 'execution': {'mode': 'sequence'}}, None)
-    >>> tool_arguments("DESCRIBE PRIMER")
+    >>> call_arguments({"kip": "2.0", "operations": [{"command": "DESCRIBE PRIMER"}],
+    ...                 "request_id": "r1"})
+    ({'kip': '2.0', 'operations': [{'command': 'DESCRIBE PRIMER'}], 'request_id': 'r1'}, True, 'r1')
+    >>> call_arguments({"commands": ["DESCRIBE PRIMER"]})
+    ({'operations': ['DESCRIBE PRIMER'], 'execution': {'mode': 'sequence'}}, False, None)
+    >>> call_arguments("DESCRIBE PRIMER")
     Traceback (most recent call last):
     ...
     anda.server._wire.Refusal: params must be a KIP 2.0 request envelope ...
@@ -80,43 +52,9 @@ def tool_arguments(params: Any) -> tuple[dict[str, Any], str | None]:
             f"`operations`), not {_json_type(params)}"
         )
     if "kip" not in params:
-        return _legacy(params), None
-    if params["kip"] != _anda.KIP_VERSION:
-        raise Refusal(
-            400,
-            failure(
-                "UnsupportedProtocolVersion",
-                "protocol",
-                f"this server speaks KIP {_anda.KIP_VERSION}, the request declares "
-                f"{params['kip']!r}",
-                retry="non_retryable",
-            ),
-        )
-    unknown = sorted(params.keys() - _ENVELOPE_FIELDS)
-    if unknown:
-        raise invalid(f"unknown field `{unknown[0]}` in the request envelope")
-    for field, reason in _UNSUPPORTED.items():
-        if params.get(field) is not None:
-            raise unsupported(f"`{field}`: {reason}")
+        return _legacy(params), False, None
     request_id = params.get("request_id")
-    if request_id is not None and not _valid_request_id(request_id):
-        raise invalid(f"request_id must be a non-empty string of at most {_REQUEST_ID_MAX}")
-    _check_extensions(params.get("extensions"), "extensions")
-    operations = params.get("operations")
-    if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
-        raise invalid("operations must be an array of operation objects")
-    arguments = {field: params[field] for field in _TOOL_FIELDS if params.get(field) is not None}
-    options = params.get("options")
-    if options is not None:
-        if not isinstance(options, dict) or not options.keys() <= _OPTIONS:
-            raise invalid(f"options takes only {sorted(_OPTIONS)}")
-        if options.get("deadline_ms") is not None:
-            # The engine itself refuses it: a deadline cannot abort a running commit.
-            raise unsupported("`options.deadline_ms`: a running write cannot be aborted")
-        _check_extensions(options.get("extensions"), "options.extensions")
-        if options.get("dry_run") is not None:
-            arguments["dry_run"] = options["dry_run"]
-    return arguments, request_id
+    return params, True, request_id if _valid_request_id(request_id) else None
 
 
 def _valid_request_id(value: Any) -> bool:
@@ -142,22 +80,6 @@ def _legacy(params: dict[str, Any]) -> dict[str, Any]:
     return arguments
 
 
-def _check_extensions(extensions: Any, where: str) -> None:
-    # The engine implements no request extensions: a critical one fails the
-    # request (as the engine fails it), any other is ignored (as it ignores it).
-    if extensions is None:
-        return
-    if not isinstance(extensions, dict):
-        raise invalid(f"{where} must be an object")
-    critical = sorted(
-        name
-        for name, value in extensions.items()
-        if isinstance(value, dict) and value.get("critical") is True
-    )
-    if critical:
-        raise unsupported(f"{where} marks {critical} critical; no request extension is supported")
-
-
 _READ_VERB = re.compile(r"\s*(FIND|SEARCH|DESCRIBE|LIST)\b", re.IGNORECASE)
 
 
@@ -175,7 +97,11 @@ def may_write(method: str, arguments: dict[str, Any], readonly: bool) -> bool:
     >>> may_write("execute_kip_readonly", {"command": "UPSERT ..."}, False)
     False
     """
-    if readonly or method == "execute_kip_readonly" or arguments.get("dry_run") is True:
+    options = arguments.get("options")
+    dry_run = arguments.get("dry_run") is True or (
+        isinstance(options, dict) and options.get("dry_run") is True
+    )
+    if readonly or method == "execute_kip_readonly" or dry_run:
         return False
     if "command" in arguments:
         commands: list[Any] = [arguments["command"]]

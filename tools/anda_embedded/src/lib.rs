@@ -10,6 +10,7 @@
 mod bucket;
 mod bulk;
 mod caller;
+mod copy;
 mod damage;
 mod layout;
 mod lease;
@@ -32,6 +33,7 @@ pub use anda_engine::memory::KipOperation;
 pub use anda_kip::{Execution, ExecutionMode, KIP_VERSION, Operation};
 pub use bulk::{BulkError, WriteCommand, combine as combine_writes};
 pub use caller::caller_principal;
+pub use copy::{CopyDestination, StoredObject};
 use lock::DirectoryLock;
 pub use tools::{ToolName, agent_texts, invalid_arguments, tool_definition};
 pub use verify::{Problem, Report as VerifyReport};
@@ -182,6 +184,9 @@ pub struct OpenOptions {
     pub inject_faults: bool,
     /// How long a bucket store's lease lasts without renewal.
     pub lease_ttl: Duration,
+    /// Refuse a location that holds no store instead of creating one there
+    /// (a read-only open: a mistyped location must not read as empty memory).
+    pub existing_only: bool,
 }
 
 impl Default for OpenOptions {
@@ -192,6 +197,7 @@ impl Default for OpenOptions {
             schema_packages: Vec::new(),
             inject_faults: false,
             lease_ttl: lease::DEFAULT_TTL,
+            existing_only: false,
         }
     }
 }
@@ -201,6 +207,10 @@ pub struct EmbeddedNexus {
     memory: Arc<MemoryManagement>,
     nexus: Arc<CognitiveNexus>,
     location: Location,
+    /// What AndaDB reads and writes: for copying the store as it is.
+    objects: Arc<dyn ObjectStore>,
+    /// The database name inside the store.
+    name: String,
     faults: Option<FaultHandle>,
     lease: Option<lease::Lease>,
     // Held for as long as the store is open; released on drop.
@@ -215,16 +225,25 @@ impl fmt::Debug for EmbeddedNexus {
     }
 }
 
-impl EmbeddedNexus {
-    /// Opens (or creates) a store and activates the bootstrap packages.
-    ///
-    /// Activation is idempotent: reopening a store whose packages are already
-    /// in force changes nothing.
-    pub async fn open(location: Location, options: &OpenOptions) -> Result<Self, StoreError> {
-        damage::watch();
-        let mut lease = None;
-        let (object_store, lock): (Arc<dyn ObjectStore>, _) = match &location {
-            Location::InMemory => (Arc::new(InMemory::new()) as Arc<dyn ObjectStore>, None),
+/// A location's objects, held for one user: a directory behind its lock,
+/// a bucket behind its lease. AndaDB is not opened on them yet.
+pub(crate) struct Storage {
+    pub(crate) objects: Arc<dyn ObjectStore>,
+    pub(crate) lease: Option<lease::Lease>,
+    pub(crate) lock: Option<DirectoryLock>,
+}
+
+impl Storage {
+    pub(crate) async fn acquire(
+        location: &Location,
+        options: &OpenOptions,
+    ) -> Result<Self, StoreError> {
+        Ok(match location {
+            Location::InMemory => Self {
+                objects: Arc::new(InMemory::new()),
+                lease: None,
+                lock: None,
+            },
             Location::Bucket(bucket) => {
                 let bucket::OpenedBucket {
                     store,
@@ -254,8 +273,11 @@ impl EmbeddedNexus {
                     other => other,
                 })?;
                 let guarded = lease::LeaseGuard::new(store, taken.lost_flag(), url);
-                lease = Some(taken);
-                (Arc::new(guarded) as Arc<dyn ObjectStore>, None)
+                Self {
+                    objects: Arc::new(guarded),
+                    lease: Some(taken),
+                    lock: None,
+                }
             }
             Location::Directory(path) => {
                 std::fs::create_dir_all(path).map_err(|source| StoreError::Io {
@@ -275,9 +297,46 @@ impl EmbeddedNexus {
                 // system does not offer; MetaStore adds them (the layout AndaDB's
                 // own local examples use).
                 let store = MetaStoreBuilder::new(local, META_CACHE_CAPACITY).build();
-                (Arc::new(store) as Arc<dyn ObjectStore>, Some(lock))
+                Self {
+                    objects: Arc::new(store),
+                    lease: None,
+                    lock: Some(lock),
+                }
             }
-        };
+        })
+    }
+}
+
+impl EmbeddedNexus {
+    /// Opens (or creates) a store and activates the bootstrap packages.
+    ///
+    /// Activation is idempotent: reopening a store whose packages are already
+    /// in force changes nothing.
+    pub async fn open(location: Location, options: &OpenOptions) -> Result<Self, StoreError> {
+        damage::watch();
+        let Storage {
+            objects: object_store,
+            lease,
+            lock,
+        } = Storage::acquire(&location, options).await?;
+        if options.existing_only && location != Location::InMemory {
+            let found = copy::holds_store(&object_store, &options.name).await;
+            if !matches!(found, Ok(true)) {
+                if let Some(lease) = &lease {
+                    lease.release().await;
+                }
+                let place = copy::place_of(&location);
+                return Err(match found {
+                    Ok(_) => StoreError::NotAStore {
+                        path: PathBuf::from(place),
+                        detail: format!("it holds no store named {:?}", options.name),
+                    },
+                    Err(err) => {
+                        StoreError::Engine(format!("{place}: cannot list the store: {err}"))
+                    }
+                });
+            }
+        }
         let (object_store, faults) = if options.inject_faults {
             let (store, handle) = FaultStore::wrap(object_store);
             (Arc::new(store) as Arc<dyn ObjectStore>, Some(handle))
@@ -285,7 +344,7 @@ impl EmbeddedNexus {
             (object_store, None)
         };
 
-        let connected = Self::connect(object_store, options).await;
+        let connected = Self::connect(object_store.clone(), options).await;
         let (memory, nexus) = match connected {
             Ok(parts) => parts,
             Err(err) => {
@@ -300,6 +359,8 @@ impl EmbeddedNexus {
             memory: Arc::new(memory),
             nexus,
             location,
+            objects: object_store,
+            name: options.name.clone(),
             faults,
             lease,
             _lock: lock,
@@ -393,6 +454,32 @@ impl EmbeddedNexus {
         } else {
             execute_request(&session, &request).await
         }
+    }
+
+    /// Executes a KIP 2.0 request envelope as JSON (a wire request's
+    /// `params`), checked by the engine itself: whatever the envelope asks
+    /// (preconditions, context, capability requirements, ingest, options)
+    /// the engine honours or refuses with its own error. The Space is always
+    /// the caller's (see [`Self::execute_request`]), so `space` is refused.
+    pub async fn execute_envelope(
+        &self,
+        envelope: serde_json::Value,
+        readonly: bool,
+        caller: &Principal,
+    ) -> Response {
+        let request = match Request::from_value(envelope) {
+            Ok(request) => request,
+            Err(err) => return Response::from(err),
+        };
+        if request.space.is_some() {
+            // The engine would put the caller's Space in its place without a word.
+            return Response::from(KipError::unsupported_capability(
+                "`space`: a request runs in its caller's MemorySpace, which the store \
+                 chooses; leave `space` out",
+            ))
+            .with_request_id(request.request_id.clone());
+        }
+        self.execute_request(request, readonly, caller).await
     }
 
     /// Commits `commands` (KML writes, each with its own parameters) as one

@@ -1,8 +1,9 @@
 //! The native core of the `anda` Python package (`anda._anda`).
 //!
 //! One concern per file: `nexus` (the store object), `convert` (Python ⇄ JSON),
-//! `errors` (typed exceptions), `runtime` (the process-wide tokio runtime).
+//! `errors` (typed exceptions), `copy` (a copy's destination), `runtime` (the process-wide tokio runtime).
 mod convert;
+mod copy;
 mod errors;
 mod faults;
 mod nexus;
@@ -12,6 +13,8 @@ use pyo3::prelude::*;
 
 #[pymodule(gil_used = false)]
 mod _anda {
+    #[pymodule_export]
+    use super::copy::NativeCopyDestination;
     #[pymodule_export]
     use super::nexus::{NativeNexus, NativeTask};
 

@@ -78,23 +78,15 @@ impl NativeNexus {
         storage_options: Vec<(String, String)>,
         lease_ttl: f64,
     ) -> PyResult<Self> {
-        let location = match (&path, &url) {
-            (_, Some(url)) => Location::Bucket(BucketLocation {
-                url: url.clone(),
-                options: storage_options,
-            }),
-            (None, None) => Location::InMemory,
-            (Some(path), None) => Location::Directory(path.clone()),
-        };
-        let lease_ttl = std::time::Duration::try_from_secs_f64(lease_ttl)
-            .map_err(|err| PyValueError::new_err(format!("lease_ttl: {err}")))?;
+        let location = location(path.clone(), url.clone(), storage_options);
         let tenancy = tenancy_from_name(tenancy)?;
         let options = OpenOptions {
             name,
             tenancy,
             schema_packages: package_sources(schema_packages),
             inject_faults,
-            lease_ttl,
+            lease_ttl: lease_duration(lease_ttl)?,
+            existing_only: readonly,
         };
         let store = runtime::block_on(
             py,
@@ -254,14 +246,7 @@ impl NativeNexus {
         &self,
         py: Python<'_>,
     ) -> PyResult<(Vec<(String, u64)>, u64, Vec<(String, Option<u64>, String)>)> {
-        let store = self.store_handle()?;
-        let report = runtime::block_on(py, async move {
-            let guard = store.read().await;
-            match guard.as_ref() {
-                Some(nexus) => Ok(nexus.verify().await),
-                None => Err(errors::closed_error(CLOSED_MESSAGE)),
-            }
-        })??;
+        let report = self.with_store(py, |nexus| async move { Ok(nexus.verify().await) })?;
         let problems = report
             .problems
             .into_iter()
@@ -300,6 +285,45 @@ impl NativeNexus {
             nexus.import_capsule(&capsule, dry_run).await
         })?;
         convert::to_python(py, &response)
+    }
+
+    /// Runs a KIP 2.0 request envelope (a dict, as JSON decodes it) and
+    /// returns the response envelope; the engine checks every member.
+    #[pyo3(signature = (envelope, readonly, caller))]
+    fn execute_envelope<'py>(
+        &self,
+        py: Python<'py>,
+        envelope: &Bound<'py, PyAny>,
+        readonly: bool,
+        caller: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let job = self.envelope_job(envelope, readonly, caller)?;
+        let response = runtime::block_on(py, run(job))??;
+        convert::to_python(py, &response)
+    }
+
+    /// [`Self::execute_envelope`] without waiting, as `execute_async`.
+    #[pyo3(signature = (envelope, readonly, caller, callback))]
+    fn execute_envelope_async(
+        &self,
+        envelope: &Bound<'_, PyAny>,
+        readonly: bool,
+        caller: Option<&str>,
+        callback: Py<PyAny>,
+    ) -> PyResult<NativeTask> {
+        let job = self.envelope_job(envelope, readonly, caller)?;
+        start(job, callback)
+    }
+
+    /// `(key, size)` of every object of the store's database, by key.
+    fn _stored_objects(&self, py: Python<'_>) -> PyResult<Vec<(String, u64)>> {
+        let objects = self.with_store(py, |nexus| async move {
+            nexus
+                .stored_objects()
+                .await
+                .map_err(errors::from_store_error)
+        })?;
+        Ok(objects.into_iter().map(|o| (o.key, o.size)).collect())
     }
 
     /// Adds a fault rule (see `anda.testing.FaultInjector`).
@@ -347,14 +371,9 @@ impl NativeNexus {
 
     /// Writes everything pending to storage.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
-        let store = self.store_handle()?;
-        runtime::block_on(py, async move {
-            let guard = store.read().await;
-            match guard.as_ref() {
-                Some(nexus) => nexus.flush().await.map_err(errors::from_store_error),
-                None => Err(errors::closed_error(CLOSED_MESSAGE)),
-            }
-        })?
+        self.with_store(py, |nexus| async move {
+            nexus.flush().await.map_err(errors::from_store_error)
+        })
     }
 
     /// Waits for running calls, flushes and closes. Idempotent.
@@ -440,6 +459,49 @@ impl NativeNexus {
         })
     }
 
+    /// Everything an envelope call needs; an envelope that is not JSON
+    /// becomes the failed response it earns.
+    fn envelope_job(
+        &self,
+        envelope: &Bound<'_, PyAny>,
+        readonly: bool,
+        caller: Option<&str>,
+    ) -> PyResult<Job> {
+        let store = self.store_handle()?;
+        let envelope = convert::to_json(envelope, 0).map_err(|err| {
+            let detail = err.describe("request");
+            Box::new(Response::from(
+                anda_kip::KipError::invalid_request_envelope(detail),
+            ))
+        });
+        Ok(Job {
+            store,
+            caller: principal(caller),
+            work: Work::Envelope {
+                envelope,
+                readonly: readonly || self.readonly,
+            },
+        })
+    }
+
+    /// Runs `work` on the open store, which stays open until it is done.
+    pub(crate) fn with_store<T, F, Fut>(&self, py: Python<'_>, work: F) -> PyResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<EmbeddedNexus>) -> Fut + Send + 'static,
+        Fut: Future<Output = PyResult<T>> + Send + 'static,
+    {
+        let store = self.store_handle()?;
+        runtime::block_on(py, async move {
+            // Held for the whole call, so close() waits for it.
+            let guard = store.read_owned().await;
+            match guard.as_ref() {
+                Some(nexus) => work(nexus.clone()).await,
+                None => Err(errors::closed_error(CLOSED_MESSAGE)),
+            }
+        })?
+    }
+
     /// Runs `work` on the open store and turns its result into the engine's
     /// response shape, so a refusal raises the same typed `KipError` as a command.
     fn on_store<F, Fut>(&self, py: Python<'_>, work: F) -> PyResult<Value>
@@ -447,19 +509,12 @@ impl NativeNexus {
         F: FnOnce(Arc<EmbeddedNexus>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Value, anda_kip::KipError>> + Send + 'static,
     {
-        let store = self.store_handle()?;
-        runtime::block_on(py, async move {
-            // Held for the whole call, so close() waits for it.
-            let guard = store.read_owned().await;
-            let Some(nexus) = guard.as_ref() else {
-                return Err(errors::closed_error(CLOSED_MESSAGE));
-            };
-            let response = match work(nexus.clone()).await {
+        self.with_store(py, |nexus| async move {
+            Ok(match work(nexus).await {
                 Ok(result) => serde_json::json!({"status": "succeeded", "result": result}),
                 Err(err) => serde_json::to_value(Response::from(err)).map_err(encode_error)?,
-            };
-            Ok(response)
-        })?
+            })
+        })
     }
 
     fn fault_handle(&self) -> PyResult<anda_embedded::FaultHandle> {
@@ -538,6 +593,11 @@ enum Work {
         writes: Vec<WriteCommand>,
         readonly: bool,
     },
+    Envelope {
+        /// The envelope as JSON, or the failed response it earns.
+        envelope: Result<Value, Box<Response>>,
+        readonly: bool,
+    },
 }
 
 /// Executes on the engine, holding the store open for the whole call.
@@ -565,6 +625,14 @@ async fn respond(job: Job) -> PyResult<Response> {
             .write_all(&writes, readonly, &job.caller)
             .await
             .map_err(|err| PyValueError::new_err((err.message, err.index)))?,
+        Work::Envelope { envelope, readonly } => match envelope {
+            Ok(envelope) => {
+                nexus
+                    .execute_envelope(envelope, readonly, &job.caller)
+                    .await
+            }
+            Err(response) => *response,
+        },
     };
     // An answer the engine built by leaving damaged records out is wrong.
     match skipped::since(mark) {
@@ -617,6 +685,24 @@ fn tool_arguments(arguments: &Bound<'_, PyAny>) -> Result<Value, Box<Response>> 
             .map_err(|err| invalid(&format!("not valid JSON: {err}")));
     }
     convert::to_json(arguments, 0).map_err(|err| invalid(&err.describe("arguments")))
+}
+
+/// Where a store lives, from the Python layer's parts of it.
+pub(crate) fn location(
+    path: Option<PathBuf>,
+    url: Option<String>,
+    options: Vec<(String, String)>,
+) -> Location {
+    match (path, url) {
+        (_, Some(url)) => Location::Bucket(BucketLocation { url, options }),
+        (None, None) => Location::InMemory,
+        (Some(path), None) => Location::Directory(path),
+    }
+}
+
+pub(crate) fn lease_duration(seconds: f64) -> PyResult<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(seconds)
+        .map_err(|err| PyValueError::new_err(format!("lease_ttl: {err}")))
 }
 
 fn package_sources(packages: Vec<(String, String)>) -> Vec<PackageSource> {
