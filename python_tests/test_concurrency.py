@@ -11,12 +11,14 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 from typing import IO
 
 import pytest
 
 import anda
 from anda import _anda
+from anda.testing import open_with_faults
 from conftest import FIND_PERSON_NAME, UPSERT_PERSON, people, result, run_python
 
 
@@ -122,6 +124,34 @@ def test_async_cancellation_leaves_the_store_usable(nexus: anda.Nexus) -> None:
     asyncio.run(main())
 
 
+def test_a_write_cancelled_mid_commit_leaves_a_store_that_flushes_and_closes(
+    tmp_path: Path,
+) -> None:
+    """A storage delay holds the commit half-way when the task is cancelled:
+    the collection handles it held are poisoned, and flush and close must
+    recover them (the interrupted commit is replayed or discarded, never torn)."""
+    nexus, faults = open_with_faults(tmp_path / "store")
+    batch = [(UPSERT_PERSON, {"key": f"c{i}", "name": "c"}) for i in range(64)]
+    held = "kip_commit_log/mutation_intents"  # the redo row being removed: mid-commit
+    faults.fail("put", "delay", path_contains=held, delay=2.0, times=1)
+
+    async def main() -> None:
+        task = asyncio.create_task(nexus.execute_kip_async(batch, execution="independent"))
+        while not any(held in path for _, path, _ in faults.events()):
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    faults.reset()
+    nexus.flush()
+    nexus.close()
+    with anda.Nexus(tmp_path / "store", readonly=True, verify=True) as reopened:
+        stored = people(reopened)
+    assert len(stored) < len(batch)  # the cancelled operations never ran
+
+
 def test_closed_store_fails_async_too() -> None:
     store = anda.Nexus()
     store.close()
@@ -189,6 +219,7 @@ import signal
 signal.signal(signal.SIGINT, signal.default_int_handler)
 import anda
 from anda import _anda
+from anda.testing import open_with_faults
 nexus = anda.Nexus()
 print("ready", flush=True)
 try:
@@ -286,6 +317,7 @@ def test_a_panic_in_a_subprocess_does_not_abort() -> None:
     code = """
 import anda
 from anda import _anda
+from anda.testing import open_with_faults
 try:
     _anda._panic_in_engine("boom")
 except anda.EnginePanicError:

@@ -592,6 +592,7 @@ impl EmbeddedNexus {
 
     /// Writes everything pending to storage.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        self.recover().await?;
         self.nexus
             .store
             .db
@@ -601,10 +602,26 @@ impl EmbeddedNexus {
             .map_err(engine_error("flush failed"))
     }
 
+    /// Recovers what a cancelled call left behind: a write aborted mid-commit
+    /// (an `execute_kip_async` task cancelled) poisons the collection handles
+    /// it held, and flushing or closing them would fail until they are
+    /// reopened, which replays or discards the interrupted commit. The next
+    /// engine write does this itself; flush and close must too. A no-op on a
+    /// healthy store.
+    async fn recover(&self) -> Result<(), StoreError> {
+        self.nexus
+            .recover()
+            .await
+            .map_err(|err| StoreError::Engine(format!("cannot recover the store: {err}")))
+    }
+
     /// Flushes and closes the database. The directory lock is released when
     /// the store is dropped.
     pub async fn close(&self) -> Result<(), StoreError> {
-        let closed = self.nexus.close().await.map_err(|err| err.to_string());
+        let closed = match self.recover().await {
+            Ok(()) => self.nexus.close().await.map_err(|err| err.to_string()),
+            Err(err) => Err(err.to_string()),
+        };
         let Some(lease) = &self.lease else {
             return closed.map_err(engine_error("close failed"));
         };
