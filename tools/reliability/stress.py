@@ -774,6 +774,11 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "ok" if part.ok else "FAILED"
         took = time.monotonic() - started
         print(f"stress: {part.name}: {verdict} ({took:.0f} s)", file=sys.stderr, flush=True)
+        # Figures so far, so a long run stopped early still leaves them.
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".partial.json").write_text(
+            json.dumps([p.to_json() for p in _parts], indent=2) + "\n"
+        )
     return 0 if report(_parts) else 1
 
 
