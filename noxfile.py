@@ -183,6 +183,32 @@ def bench(session: nox.Session) -> None:
     )
     # In memory, a directory and a bucket (moto's S3 server on loopback).
     session.run("python", "tools/anda_bench/store_bench.py", "--json", "bench-results/stores.json")
+    # What one commit writes as a directory store grows (docs/write-amplification.md).
+    sizes = "1000,3000" if "--quick" in args else "1000,3000,10000"
+    store = Path(session.create_tmp()) / "write-amplification"
+    shutil.rmtree(store, ignore_errors=True)
+    report = session.run(native, "--write-amplification", str(store), sizes, silent=True)
+    Path("bench-results/write-amplification.json").write_text(str(report))
+    session.log(str(report))
+
+
+@nox.session(python=PYTHON)
+def allocators(session: nox.Session) -> None:
+    """The native query mix under the system allocator, mimalloc and jemalloc
+    (tools/anda_bench/allocators.py; needs Debian's libmimalloc2.0 and
+    libjemalloc2). Writes bench-results/allocators.json."""
+    session.install("-r", "requirements/test.txt", "-r", "requirements/bench.txt")
+    _install_extension(session)
+    build = ("cargo", "build", "--profile", "release", "-p", "anda_bench", "--locked")
+    session.run(*build, "--features", "anda_embedded/system-allocator", external=True)
+    target = os.environ.get("CARGO_TARGET_DIR", "target")
+    system = Path(session.create_tmp()) / "anda-bench-native-system"
+    shutil.copyfile(os.path.join(target, "release", "anda-bench-native"), system)
+    system.chmod(0o755)
+    session.run(*build, external=True)  # the benchmark binary as it ships again
+    session.run(
+        "python", "tools/anda_bench/allocators.py", "--native", str(system), *session.posargs
+    )
 
 
 def _cpython_at_least(minor: int) -> str:

@@ -4,30 +4,137 @@
 //! `EmbeddedNexus::execute`, the call the Python binding makes, on a tokio
 //! runtime built like the binding's. Prints raw samples as JSON on stdout; the
 //! Python driver computes the statistics for both sides the same way.
+//!
+//! `anda-bench-native --write-amplification DIR N,N,...`: the native
+//! reproduction of docs/write-amplification.md. Grows a directory store to
+//! each size N (bulk writes), then measures what one single-write commit
+//! costs there: bytes and write calls the process makes (`/proc/self/io`),
+//! and time. Prints JSON.
 use anda_embedded::{
     EmbeddedNexus, Execution, ExecutionMode, KipOperation, Location, OpenOptions, Operation,
     Principal, WriteCommand,
 };
 use anda_engine::memory::KipArgs;
 use serde_json::{Map, Value, json};
-use std::time::Instant;
+use std::{path::PathBuf, time::Instant};
 
 type Json = Map<String, Value>;
 
 fn main() {
-    let path = std::env::args()
-        .nth(1)
-        .expect("usage: anda-bench-native WORKLOAD.json");
-    let workload: Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("workload is readable"))
-            .expect("workload is JSON");
+    let args: Vec<String> = std::env::args().collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_stack_size(16 << 20)
         .enable_all()
         .build()
         .expect("runtime");
-    let report = runtime.block_on(run(&workload));
+    let report = match args.get(1).map(String::as_str) {
+        Some("--write-amplification") => {
+            let usage = "usage: anda-bench-native --write-amplification DIR N,N,...";
+            let dir = PathBuf::from(args.get(2).expect(usage));
+            let sizes: Vec<usize> = args
+                .get(3)
+                .expect(usage)
+                .split(',')
+                .map(|n| n.parse().expect(usage))
+                .collect();
+            runtime.block_on(write_amplification(dir, &sizes))
+        }
+        Some(path) => {
+            let workload: Value =
+                serde_json::from_str(&std::fs::read_to_string(path).expect("workload is readable"))
+                    .expect("workload is JSON");
+            runtime.block_on(run(&workload))
+        }
+        None => panic!("usage: anda-bench-native WORKLOAD.json"),
+    };
     println!("{report}");
+}
+
+const UPSERT_PERSON: &str =
+    r#"UPSERT CONCEPT ?p { MATCH { type: "Person", key: :key } SET FIELDS { name: :name } }"#;
+/// Single-write commits measured at each size.
+const COMMITS_PER_SIZE: usize = 10;
+
+/// Bytes and write calls of this process so far (`wchar`, `syscw`), and
+/// bytes that reached the block layer (`write_bytes`).
+fn io_counters() -> (u64, u64, u64) {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let field = |name: &str| {
+        io.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("wchar:"), field("syscw:"), field("write_bytes:"))
+}
+
+async fn write_amplification(dir: PathBuf, sizes: &[usize]) -> Value {
+    let store = EmbeddedNexus::open(Location::Directory(dir), &OpenOptions::default())
+        .await
+        .expect("store opens");
+    let caller = Principal::anonymous();
+    let write = |key: String| -> WriteCommand {
+        let name = format!("Person {key}");
+        let mut parameters = Map::new();
+        parameters.insert("key".into(), json!(key));
+        parameters.insert("name".into(), json!(name));
+        (UPSERT_PERSON.to_string(), Some(parameters))
+    };
+    let mut stored = 0;
+    let mut rows = Vec::new();
+    for &size in sizes {
+        while stored < size {
+            let chunk: Vec<WriteCommand> = (stored..size.min(stored + 200))
+                .map(|i| write(format!("p{i:06}")))
+                .collect();
+            stored += chunk.len();
+            let response = store
+                .write_all(&chunk, false, &caller)
+                .await
+                .expect("combines");
+            assert!(
+                response.error.is_none(),
+                "load failed: {:?}",
+                response.error
+            );
+        }
+        let (mut bytes, mut calls, mut disk, mut nanos) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for i in 0..COMMITS_PER_SIZE {
+            let (before_bytes, before_calls, before_disk) = io_counters();
+            let started = Instant::now();
+            let response = store
+                .write_all(&[write(format!("single-{size}-{i}"))], false, &caller)
+                .await
+                .expect("combines");
+            nanos.push(started.elapsed().as_nanos() as u64);
+            assert!(
+                response.error.is_none(),
+                "write failed: {:?}",
+                response.error
+            );
+            let (after_bytes, after_calls, after_disk) = io_counters();
+            bytes.push(after_bytes - before_bytes);
+            calls.push(after_calls - before_calls);
+            disk.push(after_disk - before_disk);
+        }
+        stored += COMMITS_PER_SIZE;
+        rows.push(json!({
+            "concepts": size,
+            "bytes_written_per_commit": median(&bytes),
+            "write_calls_per_commit": median(&calls),
+            "disk_bytes_per_commit": median(&disk),
+            "commit_ms": median(&nanos) as f64 / 1e6,
+        }));
+    }
+    store.close().await.expect("store closes");
+    json!({ "store": "directory", "commits_per_size": COMMITS_PER_SIZE, "sizes": rows })
+}
+
+fn median(values: &[u64]) -> u64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    sorted[sorted.len() / 2]
 }
 
 /// The tool arguments for one command or batch, as the binding builds them.
