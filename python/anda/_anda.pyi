@@ -108,6 +108,14 @@ class NativeNexus:
         execution: str | None,
         caller: str | None,
     ) -> str: ...
+    def _execute_timed(
+        self,
+        command: str | _Batch,
+        parameters: Mapping[str, Any] | None,
+        dry_run: bool,
+        execution: str | None,
+        caller: str | None,
+    ) -> tuple[dict[str, Any], int]: ...
     def execute_async(
         self,
         command: str | _Batch,

@@ -168,6 +168,28 @@ impl NativeNexus {
         })?
     }
 
+    /// The same call, with the nanoseconds the engine took on its worker
+    /// thread (what `anda-bench-native` times): `nox -s bench` subtracts them
+    /// from the call's wall time to measure the binding's own cost per call.
+    #[pyo3(signature = (command, parameters, dry_run, execution, caller))]
+    fn _execute_timed<'py>(
+        &self,
+        py: Python<'py>,
+        command: &Bound<'py, PyAny>,
+        parameters: &Bound<'py, PyAny>,
+        dry_run: bool,
+        execution: Option<&str>,
+        caller: Option<&str>,
+    ) -> PyResult<(Bound<'py, PyAny>, u64)> {
+        let job = self.kip_job(command, parameters, dry_run, execution, caller)?;
+        let (response, nanos) = runtime::block_on(py, async move {
+            let started = std::time::Instant::now();
+            let response = run(job).await;
+            (response, started.elapsed().as_nanos() as u64)
+        })?;
+        Ok((convert::to_python(py, &response?)?, nanos))
+    }
+
     /// Starts the same call without waiting; `callback(result, error)` is called
     /// from an engine thread with exactly one of the two set.
     #[pyo3(signature = (command, parameters, dry_run, execution, caller, callback))]
