@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import anda
-from anda.bulk import BulkWriteError, Relate, Upsert
+from anda.bulk import DEFAULT_CHUNK_SIZE, BulkWriteError, Relate, Upsert, Write, write_chunks
+from anda.errors import error_from_response
 from anda.testing import dump_store
 from anda.testing import strategies as kst
 from conftest import FIND_ALL_PEOPLE, UPSERT_PERSON, people, result
@@ -83,6 +84,44 @@ def test_a_generator_is_streamed_in_chunks_with_progress(nexus: anda.Nexus) -> N
     assert (done.operations, done.transactions) == (250, 3)
     assert seen == [100, 200, 250]
     assert len(people(nexus)) == 250
+
+
+def test_chunks_double_while_they_go_in_whole(nexus: anda.Nexus) -> None:
+    seen: list[int] = []
+    done = nexus.bulk_write(
+        (Upsert("Person", f"p{i:04}") for i in range(1000)), progress=seen.append
+    )
+    # 200, then 400, then the 400 left (the limit was 800).
+    assert seen == [DEFAULT_CHUNK_SIZE, 3 * DEFAULT_CHUNK_SIZE, 1000]
+    assert done.transactions == 3
+    assert len(people(nexus)) == 1000
+
+
+def test_chunks_stop_growing_at_half_what_the_engine_refused(nexus: anda.Nexus) -> None:
+    # The engine refuses a transaction of ~1,000 new relations as too large
+    # (its journal entry would pass 16,384 nodes); chunks grow into that.
+    nexus.bulk_write([Upsert("Person", f"p{i:02}") for i in range(80)])
+    pairs = [(a, b) for a in range(80) for b in range(80) if a != b][:3000]
+    attempts: list[int] = []
+
+    def commit(writes: list[Write]) -> None:
+        ((_, parameters),) = writes
+        attempts.append(sum(name.endswith("_predicate") for name in parameters or {}))
+        response = nexus._native.write_all(writes, None)
+        if response["status"] != "succeeded":
+            raise error_from_response(response)
+
+    relations = (Relate(("Person", f"p{a:02}"), "knows", ("Person", f"p{b:02}")) for a, b in pairs)
+    done = write_chunks(relations, commit, chunk_size=None, progress=None)
+    assert attempts[:3] == [200, 400, 800]
+    refused = attempts[3]  # as large as the KIP text allows; refused, then split
+    assert refused > 800
+    assert attempts[4:6] == [refused // 2, refused - refused // 2]
+    assert max(attempts[6:]) <= refused // 2
+    assert done.operations == 3000
+    assert done.transactions == len(attempts) - 1
+    count = 'FIND(COUNT(?r)) WHERE { ?r (?a, "knows", ?b) }'
+    assert result(nexus.execute_kip(count)) == [3000]
 
 
 def test_clashing_writes_in_one_chunk_are_split_not_lost(nexus: anda.Nexus) -> None:

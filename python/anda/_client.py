@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from anda import _anda
 from anda._nexus import Command, Execution, _check_bool, _check_tool_call, _normalise
-from anda.bulk import DEFAULT_CHUNK_SIZE, BulkResult, Operation, Write, write_chunks
+from anda.bulk import BulkResult, Operation, Write, write_chunks
 from anda.errors import (
     NexusClosedError,
     RemoteError,
@@ -278,7 +278,7 @@ class Client:
         self,
         operations: Iterable[Operation],
         *,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int | None = None,
         progress: Callable[[int], None] | None = None,
         caller: str | None = None,
     ) -> BulkResult:

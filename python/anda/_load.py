@@ -36,8 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--chunk-size",
         type=int,
-        default=DEFAULT_CHUNK_SIZE,
-        help=f"operations per transaction (default {DEFAULT_CHUNK_SIZE})",
+        default=None,
+        help=f"a fixed number of operations per transaction (default: {DEFAULT_CHUNK_SIZE} at "
+        "first, doubling while the engine takes them)",
     )
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     return parser
@@ -67,7 +68,7 @@ class _Lines:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.chunk_size < 1:
+    if args.chunk_size is not None and args.chunk_size < 1:
         parser.error("--chunk-size must be at least 1")
     try:
         stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115

@@ -23,7 +23,7 @@ from anda._capsules import (
     package_source,
     package_sources,
 )
-from anda.bulk import DEFAULT_CHUNK_SIZE, BulkResult, Operation, Write, write_chunks
+from anda.bulk import BulkResult, Operation, Write, write_chunks
 from anda.errors import AndaError, CorruptStoreError, StoreError, error_from_response
 from anda.tools import ToolResult
 
@@ -324,28 +324,34 @@ class Nexus:
         self,
         operations: Iterable[Operation],
         *,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int | None = None,
         progress: Callable[[int], None] | None = None,
         caller: str | None = None,
     ) -> BulkResult:
         """Writes many operations in as few engine transactions as fit.
 
         Operations are read lazily (a generator or a file's lines keep memory
-        flat whatever their number) and committed ``chunk_size`` at a time,
-        each chunk as ONE ``MUTATE`` transaction. Each operation keeps its
-        own parameters and ``?handles`` (they are renamed apart inside the
-        transaction; values are never written into the KIP text). See
-        :mod:`anda.bulk` for what an operation may be.
+        flat whatever their number) and committed a chunk at a time, each
+        chunk as ONE ``MUTATE`` transaction. The first chunk holds
+        :data:`anda.bulk.DEFAULT_CHUNK_SIZE` operations; each one that goes
+        in whole doubles the next (up to :data:`anda.bulk.MAX_CHUNK_SIZE`,
+        and never more KIP text than the engine parses), since every
+        transaction pays a cost that grows with the store. Each operation
+        keeps its own parameters and ``?handles`` (they are renamed apart
+        inside the transaction; values are never written into the KIP text).
+        See :mod:`anda.bulk` for what an operation may be.
 
         What is atomic: each chunk. A chunk the engine finds too large is
-        split and retried (a refused transaction writes nothing). If a chunk
-        is refused for any other reason, or an operation cannot be sent, the
-        write stops with :class:`anda.bulk.BulkWriteError`: every operation
-        before ``err.committed`` is stored, none after it; resume from there.
+        split and retried (a refused transaction writes nothing), and later
+        chunks keep to half its size. If a chunk is refused for any other
+        reason, or an operation cannot be sent, the write stops with
+        :class:`anda.bulk.BulkWriteError`: every operation before
+        ``err.committed`` is stored, none after it; resume from there.
 
         Args:
             operations: the writes, in order.
-            chunk_size: operations per transaction.
+            chunk_size: a fixed number of operations per transaction,
+                instead of chunks that grow.
             progress: called after each transaction with the number of
                 operations committed so far.
             caller: who the writes run as (see ``tenancy``).
@@ -357,7 +363,7 @@ class Nexus:
         >>> with anda.Nexus() as nexus:
         ...     rows = ({"upsert": {"type": "Person", "key": f"p{i}"}} for i in range(450))
         ...     nexus.bulk_write(rows)
-        BulkResult(operations=450, transactions=3)
+        BulkResult(operations=450, transactions=2)
         """
         _check_caller(caller)
         native = self._native

@@ -42,6 +42,7 @@ from anda.errors import AndaError, KipError
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "MAX_CHUNK_SIZE",
     "BulkResult",
     "BulkWriteError",
     "Operation",
@@ -51,26 +52,27 @@ __all__ = [
     "operation_from_dict",
 ]
 
-#: Operations per transaction. The engine caps one transaction by the size of
-#: its commit record (~2 MB) and of its change list (4,096 entries): a few
-#: hundred typical writes fit with room to spare; a chunk that does not fit is
-#: split and retried, never partly applied.
+#: Operations in a bulk write's first transaction. The engine caps one
+#: transaction by the size of its commit record (~2 MB) and of its change list
+#: (4,096 entries): a few hundred typical writes fit with room to spare. Unless
+#: told a fixed ``chunk_size``, later transactions grow from here (see
+#: :meth:`anda.Nexus.bulk_write`); a chunk that does not fit is split and
+#: retried, never partly applied.
 DEFAULT_CHUNK_SIZE = 200
+#: The most operations a growing chunk reaches: at one change each they
+#: already fill the engine's change list.
+MAX_CHUNK_SIZE = 4096
 #: Command text per transaction, well inside the parser's 256 KiB.
 MAX_CHUNK_TEXT = 192 * 1024
 
-# Engine codes that refuse a transaction for its size or for two of its
-# operations clashing, not for bad data: its halves may well pass.
-_SPLIT_AND_RETRY = frozenset(
-    {
-        "ResourceExhausted",
-        "TransactionTooLarge",
-        "PayloadTooLarge",
-        "IdentityConflict",
-        "DuplicateMutationTarget",
-        "DuplicateLocalHandle",
-    }
-)
+# Engine codes that refuse a transaction for its size: its halves may pass.
+_TOO_LARGE = frozenset({"ResourceExhausted", "TransactionTooLarge", "PayloadTooLarge"})
+# ... or for two of its operations clashing, not for bad data.
+_SPLIT_AND_RETRY = _TOO_LARGE | {
+    "IdentityConflict",
+    "DuplicateMutationTarget",
+    "DuplicateLocalHandle",
+}
 
 
 @dataclass(frozen=True)
@@ -218,38 +220,53 @@ def write_chunks(
     operations: Iterable[Operation],
     commit: Callable[[list[Write]], None],
     *,
-    chunk_size: int,
+    chunk_size: int | None,
     progress: Callable[[int], None] | None,
 ) -> BulkResult:
     """The bulk write of any memory: streams ``operations`` into chunks and
     hands each, rendered, to ``commit`` (one transaction, all or nothing)."""
-    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, not {chunk_size!r}")
+    if chunk_size is not None and (
+        not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1
+    ):
+        raise ValueError(f"chunk_size must be a positive int or None, not {chunk_size!r}")
     if progress is not None and not callable(progress):
         raise TypeError("progress must be a callable taking the count of committed operations")
-    state = _Committed(progress)
-    for start, chunk in _chunks(operations, chunk_size, state):
-        state.commit_fitting(start, chunk, commit)
+    state = _Committed(progress, chunk_size)
+    for start, chunk in _chunks(operations, state):
+        if state.commit_fitting(start, chunk, commit):
+            state.grow()
     return BulkResult(operations=state.operations, transactions=state.transactions)
 
 
 class _Committed:
-    """What a bulk write has committed so far, and how it reports failures."""
+    """What a bulk write has committed so far, how large its next chunk may
+    be, and how it reports failures."""
 
-    def __init__(self, progress: Callable[[int], None] | None) -> None:
+    def __init__(self, progress: Callable[[int], None] | None, chunk_size: int | None) -> None:
         self.operations = self.transactions = 0
+        self.chunk_limit = chunk_size or DEFAULT_CHUNK_SIZE
+        # A transaction's fixed cost (the engine flushes the store on every
+        # commit) grows with the store, so fewer, larger ones load faster.
+        self._growing = chunk_size is None
         self._progress = progress
+
+    def grow(self) -> None:
+        """After a chunk went in whole: the next may be twice as large."""
+        if self._growing:
+            self.chunk_limit = min(2 * self.chunk_limit, MAX_CHUNK_SIZE)
 
     def commit_fitting(
         self, start: int, chunk: list[_Item], commit: Callable[[list[Write]], None]
-    ) -> None:
-        """Commits ``chunk`` (operations ``start``...) as one transaction.
+    ) -> bool:
+        """Commits ``chunk`` (operations ``start``...) as one transaction;
+        False if it had to be split.
 
         If the engine refuses it as too large, or because two of its
         operations cannot share a transaction (one concept key claimed twice,
         one target changed twice), its halves are tried instead: a refused
-        transaction wrote nothing, so that is safe. A single operation the
-        engine refuses stops the write.
+        transaction wrote nothing, so that is safe. Refused as too large, it
+        also stops the chunks from growing: later ones take half its size. A
+        single operation the engine refuses stops the write.
         """
         writes, origins = _render_chunk(chunk)
         try:
@@ -257,9 +274,12 @@ class _Committed:
         except KipError as err:
             if err.code in _SPLIT_AND_RETRY and len(chunk) > 1:
                 middle = len(chunk) // 2
+                if err.code in _TOO_LARGE and self._growing:
+                    self._growing = False
+                    self.chunk_limit = middle
                 self.commit_fitting(start, chunk[:middle], commit)
                 self.commit_fitting(start + middle, chunk[middle:], commit)
-                return
+                return False
             last = start + len(chunk) - 1
             raise self.stopped(
                 f"the transaction of operations {start}..{last} was refused "
@@ -281,6 +301,7 @@ class _Committed:
         self.transactions += 1
         if self._progress is not None:
             self._progress(self.operations)
+        return True
 
     def stopped(self, why: str, index: int | None, cause: Exception) -> BulkWriteError:
         return BulkWriteError(
@@ -292,9 +313,10 @@ class _Committed:
 
 
 def _chunks(
-    operations: Iterable[Operation], chunk_size: int, state: _Committed
+    operations: Iterable[Operation], state: _Committed
 ) -> Iterator[tuple[int, list[_Item]]]:
-    """Yields (index of the first operation, operations) chunks, lazily."""
+    """Yields (index of the first operation, operations) chunks, lazily, each
+    up to ``state.chunk_limit`` operations as it stands when the chunk fills."""
     if isinstance(operations, (str, bytes, Mapping)):
         raise TypeError(
             "operations must be an iterable of operations (a list, a generator, a file's "
@@ -308,7 +330,7 @@ def _chunks(
         except (TypeError, ValueError) as err:
             raise state.stopped(f"operation {index}: {err}", index, err) from err
         size = _text_size(item)
-        if chunk and (len(chunk) >= chunk_size or text + size > MAX_CHUNK_TEXT):
+        if chunk and (len(chunk) >= state.chunk_limit or text + size > MAX_CHUNK_TEXT):
             yield start, chunk
             chunk, start, text = [], index, 0
         chunk.append(item)
