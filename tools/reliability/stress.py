@@ -737,19 +737,23 @@ def main(argv: list[str] | None = None) -> int:
     wanted = set(args.only or ("threads", "async", "open-close", "memory"))
     out = Path(args.out)
 
-    def report(parts: list[Part]) -> bool:
-        print_table(parts)
+    def write_figures(parts: list[Part], *, complete: bool) -> bool:
         figures = {
             "budgets": "small" if args.small else "full",
             "parts": [part.to_json() for part in parts],
             "free_threading": free_threaded(),
             "anda": anda.__version__,
             "python": sys.version.split()[0],
+            "complete": complete,
             "ok": all(part.ok for part in parts),
         }
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(figures, indent=2) + "\n")
         return figures["ok"]
+
+    def report(parts: list[Part]) -> bool:
+        print_table(parts)
+        return write_figures(parts, complete=True)
 
     global _report
     _report = report
@@ -775,10 +779,7 @@ def main(argv: list[str] | None = None) -> int:
         took = time.monotonic() - started
         print(f"stress: {part.name}: {verdict} ({took:.0f} s)", file=sys.stderr, flush=True)
         # Figures so far, so a long run stopped early still leaves them.
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".partial.json").write_text(
-            json.dumps([p.to_json() for p in _parts], indent=2) + "\n"
-        )
+        write_figures(_parts, complete=False)
     return 0 if report(_parts) else 1
 
 
