@@ -19,7 +19,7 @@ import pytest
 import anda
 from anda import _anda
 from anda.testing import open_with_faults
-from conftest import FIND_PERSON_NAME, UPSERT_PERSON, people, result, run_python
+from conftest import FIND_ALL_PEOPLE, FIND_PERSON_NAME, UPSERT_PERSON, people, result, run_python
 
 
 def test_threads_hammering_one_store(nexus: anda.Nexus) -> None:
@@ -42,6 +42,32 @@ def test_threads_hammering_one_store(nexus: anda.Nexus) -> None:
         thread.join()
     assert errors == []
     assert len(people(nexus)) == threads_count * per_thread
+
+
+def test_engine_calls_fit_a_thread_with_a_small_stack() -> None:
+    """Commands are polled on the calling thread, but not on its own stack:
+    the engine's futures need more than a small thread stack holds."""
+    code = f"""
+import threading
+import anda
+
+def work():
+    with anda.Nexus() as nexus:
+        nexus.execute_kip([({UPSERT_PERSON!r}, {{"key": f"s{{i}}", "name": "s"}}) for i in range(50)])
+        nexus.bulk_write([({UPSERT_PERSON!r}, {{"key": f"b{{i}}", "name": "b"}}) for i in range(50)])
+        found = nexus.execute_kip({FIND_ALL_PEOPLE!r})
+        assert len(found["results"][0]["result"]) == 100, found
+        assert nexus.execute_kip("DESCRIBE PRIMER")["status"] == "succeeded"
+    print("ok", flush=True)
+
+threading.stack_size(64 * 1024)
+thread = threading.Thread(target=work)
+thread.start()
+thread.join()
+"""
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["ok"], proc.stderr
 
 
 def test_gil_is_released_while_the_engine_works(nexus: anda.Nexus) -> None:

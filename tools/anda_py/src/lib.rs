@@ -72,23 +72,25 @@ mod _anda {
         anda_embedded::caller_principal(caller).to_text()
     }
 
-    /// Panics inside an engine task. A test hook: it proves that a panic on the
-    /// runtime reaches Python as `anda.EnginePanicError` instead of an abort.
+    /// Panics inside an engine call, polled as commands are. A test hook: it
+    /// proves that a panic in the engine reaches Python as
+    /// `anda.EnginePanicError` instead of an abort.
     #[pyfunction]
     fn _panic_in_engine(py: Python<'_>, message: String) -> PyResult<()> {
-        crate::runtime::block_on(py, async move {
+        crate::runtime::block_on_caller(py, async move {
             panic!("{message}");
         })
     }
 
-    /// Waits `seconds` inside an engine task. A test hook: it stands in for a
-    /// long engine call (the engine's own budgets stop real queries within a
-    /// fraction of a second) to show that Ctrl-C interrupts the wait.
+    /// Waits `seconds` inside an engine call, polled as commands are. A test
+    /// hook: it stands in for a long engine call (the engine's own budgets stop
+    /// real queries within a fraction of a second) to show that Ctrl-C
+    /// interrupts the wait.
     #[pyfunction]
     fn _sleep_in_engine(py: Python<'_>, seconds: f64) -> PyResult<()> {
         let duration = std::time::Duration::try_from_secs_f64(seconds)
             .map_err(|err| pyo3::exceptions::PyValueError::new_err(err.to_string()))?;
-        crate::runtime::block_on(py, async move { tokio::time::sleep(duration).await })
+        crate::runtime::block_on_caller(py, async move { tokio::time::sleep(duration).await })
     }
 
     #[allow(non_upper_case_globals)] // Python's name for it

@@ -10,9 +10,9 @@ use crate::{
     runtime::{self, Outcome},
 };
 use anda_embedded::{
-    BucketLocation, EmbeddedNexus, ExecutionMode, KipOperation, Location, OpenOptions, Operation,
-    PackageSource, Principal, StoreError, Tenancy, ToolName, WriteCommand, caller_principal,
-    invalid_arguments, skipped,
+    BucketLocation, BulkError, EmbeddedNexus, ExecutionMode, KipOperation, Location, OpenOptions,
+    Operation, PackageSource, Principal, Problem, StoreError, Tenancy, ToolName, WriteCommand,
+    caller_principal, invalid_arguments, skipped,
 };
 use anda_engine::memory::KipArgs;
 use anda_kip::Response;
@@ -145,7 +145,7 @@ impl NativeNexus {
         caller: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let job = self.kip_job(command, parameters, dry_run, execution, caller)?;
-        let response = runtime::block_on(py, run(job))??;
+        let response = runtime::block_on_caller(py, run(job))??;
         convert::to_python(py, &response)
     }
 
@@ -162,14 +162,14 @@ impl NativeNexus {
         caller: Option<&str>,
     ) -> PyResult<String> {
         let job = self.kip_job(command, parameters, dry_run, execution, caller)?;
-        runtime::block_on(py, async move {
+        Ok(runtime::block_on_caller(py, async move {
             let response = respond(job).await?;
-            serde_json::to_string(&response).map_err(encode_error)
-        })?
+            serde_json::to_string(&response).map_err(CallFailure::Encode)
+        })??)
     }
 
-    /// The same call, with the nanoseconds the engine took on its worker
-    /// thread (what `anda-bench-native` times): `nox -s bench` subtracts them
+    /// The same call, with the nanoseconds the engine took on it (what
+    /// `anda-bench-native` times): `nox -s bench` subtracts them
     /// from the call's wall time to measure the binding's own cost per call.
     #[pyo3(signature = (command, parameters, dry_run, execution, caller))]
     fn _execute_timed<'py>(
@@ -182,7 +182,7 @@ impl NativeNexus {
         caller: Option<&str>,
     ) -> PyResult<(Bound<'py, PyAny>, u64)> {
         let job = self.kip_job(command, parameters, dry_run, execution, caller)?;
-        let (response, nanos) = runtime::block_on(py, async move {
+        let (response, nanos) = runtime::block_on_caller(py, async move {
             let started = std::time::Instant::now();
             let response = run(job).await;
             (response, started.elapsed().as_nanos() as u64)
@@ -219,7 +219,7 @@ impl NativeNexus {
         caller: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let job = self.tool_job(name, arguments, caller)?;
-        let response = runtime::block_on(py, run(job))??;
+        let response = runtime::block_on_caller(py, run(job))??;
         convert::to_python(py, &response)
     }
 
@@ -243,7 +243,7 @@ impl NativeNexus {
                 readonly: self.readonly,
             },
         };
-        let response = runtime::block_on(py, run(job))??;
+        let response = runtime::block_on_caller(py, run(job))??;
         convert::to_python(py, &response)
     }
 
@@ -320,7 +320,7 @@ impl NativeNexus {
         caller: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let job = self.envelope_job(envelope, readonly, caller)?;
-        let response = runtime::block_on(py, run(job))??;
+        let response = runtime::block_on_caller(py, run(job))??;
         convert::to_python(py, &response)
     }
 
@@ -622,11 +622,35 @@ enum Work {
     },
 }
 
+/// Why a call failed, kept as Rust values until the engine is done: the
+/// exception is built on the calling thread (see `runtime::block_on_caller`).
+enum CallFailure {
+    Closed,
+    /// The engine answered by leaving these damaged records out.
+    Damaged(Vec<Problem>),
+    /// A write that cannot join the bulk transaction.
+    Refused(BulkError),
+    Encode(serde_json::Error),
+}
+
+impl From<CallFailure> for PyErr {
+    fn from(failure: CallFailure) -> Self {
+        match failure {
+            CallFailure::Closed => errors::closed_error(CLOSED_MESSAGE),
+            CallFailure::Damaged(problems) => {
+                errors::from_store_error(StoreError::Corrupt(problems))
+            }
+            CallFailure::Refused(err) => PyValueError::new_err((err.message, err.index)),
+            CallFailure::Encode(err) => encode_error(err),
+        }
+    }
+}
+
 /// Executes on the engine, holding the store open for the whole call.
-async fn respond(job: Job) -> PyResult<Response> {
+async fn respond(job: Job) -> Result<Response, CallFailure> {
     let guard = job.store.read_owned().await;
     let Some(nexus) = guard.as_ref() else {
-        return Err(errors::closed_error(CLOSED_MESSAGE));
+        return Err(CallFailure::Closed);
     };
     let mark = skipped::mark();
     let response = match job.work {
@@ -646,7 +670,7 @@ async fn respond(job: Job) -> PyResult<Response> {
         Work::Bulk { writes, readonly } => nexus
             .write_all(&writes, readonly, &job.caller)
             .await
-            .map_err(|err| PyValueError::new_err((err.message, err.index)))?,
+            .map_err(CallFailure::Refused)?,
         Work::Envelope { envelope, readonly } => match envelope {
             Ok(envelope) => {
                 nexus
@@ -658,15 +682,15 @@ async fn respond(job: Job) -> PyResult<Response> {
     };
     // An answer the engine built by leaving damaged records out is wrong.
     match skipped::since(mark) {
-        Some(problems) => Err(errors::from_store_error(StoreError::Corrupt(problems))),
+        Some(problems) => Err(CallFailure::Damaged(problems)),
         None => Ok(response),
     }
 }
 
 /// Executes and encodes the response while still off the GIL.
-async fn run(job: Job) -> PyResult<Value> {
+async fn run(job: Job) -> Result<Value, CallFailure> {
     let response = respond(job).await?;
-    serde_json::to_value(&response).map_err(encode_error)
+    serde_json::to_value(&response).map_err(CallFailure::Encode)
 }
 
 fn start(job: Job, callback: Py<PyAny>) -> PyResult<NativeTask> {
@@ -748,7 +772,7 @@ fn encode_error(err: serde_json::Error) -> PyErr {
     errors::store_error(format!("cannot encode the engine response: {err}"))
 }
 
-fn deliver(py: Python<'_>, callback: &Py<PyAny>, outcome: Outcome<PyResult<Value>>) {
+fn deliver(py: Python<'_>, callback: &Py<PyAny>, outcome: Outcome<Result<Value, CallFailure>>) {
     let (result, error) = match outcome {
         Ok(Ok(value)) => match convert::to_python(py, &value) {
             Ok(object) => (object, py.None().into_bound(py)),
@@ -757,9 +781,12 @@ fn deliver(py: Python<'_>, callback: &Py<PyAny>, outcome: Outcome<PyResult<Value
                 err.into_value(py).into_bound(py).into_any(),
             ),
         },
-        Ok(Err(err)) => (
+        Ok(Err(failure)) => (
             py.None().into_bound(py),
-            err.into_value(py).into_bound(py).into_any(),
+            PyErr::from(failure)
+                .into_value(py)
+                .into_bound(py)
+                .into_any(),
         ),
         Err(panic) => (
             py.None().into_bound(py),

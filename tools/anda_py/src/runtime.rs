@@ -1,13 +1,18 @@
 //! The one process-wide tokio runtime, and how Python threads wait on it.
 //!
-//! Engine work always runs on the runtime's workers, never on the calling
-//! Python thread: their stacks are sized for the engine's deep futures (a
-//! Python thread's stack may be as small as 512 KiB), and the caller stays free
-//! to notice Ctrl-C while it waits.
+//! Engine work never runs on a Python thread's own stack: the engine's futures
+//! nest deeply, and a Python thread's stack may be as small as 512 KiB. A
+//! command (microseconds to milliseconds of work) is polled by the calling
+//! thread itself on a kept 16 MiB stack of its own, which saves the two thread
+//! wake-ups a hand-over to a worker costs; everything else runs on the
+//! runtime's workers, whose stacks are as large. Either way the caller keeps
+//! noticing Ctrl-C while it waits.
 use crate::errors;
+use corosensei::stack::DefaultStack;
 use futures::FutureExt;
 use pyo3::prelude::*;
 use std::{
+    cell::Cell,
     future::Future,
     panic::AssertUnwindSafe,
     sync::{Arc, Mutex, mpsc},
@@ -19,7 +24,7 @@ use tokio::runtime::Runtime;
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
 
 /// Engine futures nest deeply; 16 MiB of (lazily committed) stack is ample.
-const WORKER_STACK_SIZE: usize = 16 << 20;
+const ENGINE_STACK_SIZE: usize = 16 << 20;
 
 struct ProcessRuntime {
     pid: u32,
@@ -47,7 +52,7 @@ pub fn runtime() -> PyResult<Arc<Runtime>> {
     let runtime = Arc::new(
         tokio::runtime::Builder::new_multi_thread()
             .thread_name("anda-engine")
-            .thread_stack_size(WORKER_STACK_SIZE)
+            .thread_stack_size(ENGINE_STACK_SIZE)
             .enable_all()
             .build()
             .map_err(|err| errors::store_error(format!("cannot start the tokio runtime: {err}")))?,
@@ -116,6 +121,73 @@ where
                     "the engine task ended without a result",
                 )));
             }
+        }
+    }
+}
+
+thread_local! {
+    /// This thread's engine stack, kept between calls so that its pages are
+    /// mapped once, not on every call.
+    static ENGINE_STACK: Cell<Option<DefaultStack>> = const { Cell::new(None) };
+}
+
+/// Runs `work` on this thread's engine stack, or `None` if none can be mapped.
+fn on_engine_stack<R>(work: impl FnOnce() -> R) -> Option<R> {
+    let mut stack = match ENGINE_STACK.take() {
+        Some(stack) => stack,
+        None => DefaultStack::new(ENGINE_STACK_SIZE).ok()?,
+    };
+    let result = corosensei::on_stack(&mut stack, work);
+    ENGINE_STACK.set(Some(stack));
+    Some(result)
+}
+
+/// Runs `future` to completion by polling it on the calling thread, on its
+/// engine stack, with the GIL released.
+///
+/// `future` must not touch Python: it runs on a stack CPython does not know
+/// (CPython 3.14's stack protection may take that for an overflow). Return
+/// Rust errors from it and build exceptions once it is done.
+///
+/// Every [`SIGNAL_POLL`] the future is set aside to run Python's signal
+/// handlers; if one raises (Ctrl-C's `KeyboardInterrupt`), the future is
+/// dropped, which cancels the engine call, and the exception propagates.
+/// A thread already inside the runtime, or one that cannot map a stack,
+/// falls back to [`block_on`].
+pub fn block_on_caller<T, F>(py: Python<'_>, future: F) -> PyResult<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return block_on(py, future);
+    }
+    let runtime = runtime()?;
+    let mut future = Box::pin(AssertUnwindSafe(future).catch_unwind());
+    loop {
+        let step = py.detach(|| {
+            // The timer is made inside `block_on`, which gives it the runtime.
+            on_engine_stack(|| {
+                runtime.block_on(async { tokio::time::timeout(SIGNAL_POLL, future.as_mut()).await })
+            })
+        });
+        match step {
+            Some(Ok(Ok(value))) => return Ok(value),
+            Some(Ok(Err(panic))) => return Err(errors::panic_error(panic)),
+            Some(Err(_elapsed)) => {
+                if let Err(signal) = py.check_signals() {
+                    // Dropping runs the engine's cancellation code: on the
+                    // large stack and inside the runtime, like its polls.
+                    py.detach(|| {
+                        on_engine_stack(|| {
+                            let _context = runtime.enter();
+                            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| drop(future)));
+                        })
+                    });
+                    return Err(signal);
+                }
+            }
+            None => return block_on(py, future)?.map_err(errors::panic_error),
         }
     }
 }
