@@ -1,10 +1,10 @@
 //! `anda-bench-native WORKLOAD.json`: the native half of the benchmark.
 //!
 //! Loads the workload into an in-memory store and times every query through
-//! `EmbeddedNexus::execute`, the call the Python binding makes, on a worker
-//! thread of a tokio runtime built like the binding's. Prints raw samples as
-//! JSON on stdout; the Python driver computes the statistics for both sides
-//! the same way.
+//! `EmbeddedNexus::execute`, the call the Python binding makes, polled on the
+//! calling thread inside a tokio runtime built like the binding's. Prints raw
+//! samples as JSON on stdout; the Python driver computes the statistics for
+//! both sides the same way.
 //!
 //! `anda-bench-native --write-amplification DIR N,N,...`: the native
 //! reproduction of docs/write-amplification.md. Grows a directory store to
@@ -44,11 +44,9 @@ fn main() {
             let workload: Value =
                 serde_json::from_str(&std::fs::read_to_string(path).expect("workload is readable"))
                     .expect("workload is JSON");
-            // On a runtime worker thread, where the binding runs every call,
-            // so the two sides differ only by the binding's own work.
-            runtime
-                .block_on(runtime.spawn(async move { run(&workload).await }))
-                .expect("the benchmark task")
+            // Polled by the calling thread, as the binding polls every
+            // command, so the two sides differ only by the binding's own work.
+            runtime.block_on(run(&workload))
         }
         None => panic!("usage: anda-bench-native WORKLOAD.json"),
     };
