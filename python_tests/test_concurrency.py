@@ -309,8 +309,9 @@ class _LineReader:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
 @pytest.mark.timeout(300)
-def test_ctrl_c_interrupts_a_waiting_engine_call() -> None:
-    _interrupt("_anda._sleep_in_engine(600)")
+@pytest.mark.parametrize("on_worker", [False, True], ids=["polled-by-caller", "on-worker"])
+def test_ctrl_c_interrupts_a_waiting_engine_call(on_worker: bool) -> None:
+    _interrupt(f"_anda._sleep_in_engine(600, on_worker={on_worker})")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
@@ -331,9 +332,10 @@ def test_ctrl_c_interrupts_a_stream_of_batches() -> None:
     )
 
 
-def test_a_rust_panic_is_a_python_exception() -> None:
+@pytest.mark.parametrize("on_worker", [False, True], ids=["polled-by-caller", "on-worker"])
+def test_a_rust_panic_is_a_python_exception(on_worker: bool) -> None:
     with pytest.raises(anda.EnginePanicError, match="deliberate"):
-        _anda._panic_in_engine("deliberate")
+        _anda._panic_in_engine("deliberate", on_worker=on_worker)
     # The runtime survives the panic.
     with anda.Nexus() as nexus:
         assert nexus.execute_kip("DESCRIBE PRIMER")["status"] == "succeeded"

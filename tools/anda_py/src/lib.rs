@@ -72,25 +72,39 @@ mod _anda {
         anda_embedded::caller_principal(caller).to_text()
     }
 
-    /// Panics inside an engine call, polled as commands are. A test hook: it
-    /// proves that a panic in the engine reaches Python as
-    /// `anda.EnginePanicError` instead of an abort.
+    /// Panics inside an engine call. A test hook: it proves that a panic in
+    /// the engine reaches Python as `anda.EnginePanicError` instead of an
+    /// abort, for a call polled as commands are or (`on_worker`) as the calls
+    /// that run on the runtime's workers.
     #[pyfunction]
-    fn _panic_in_engine(py: Python<'_>, message: String) -> PyResult<()> {
-        crate::runtime::block_on_caller(py, async move {
+    #[pyo3(signature = (message, on_worker=false))]
+    fn _panic_in_engine(py: Python<'_>, message: String, on_worker: bool) -> PyResult<()> {
+        let panics = async move {
             panic!("{message}");
-        })
+        };
+        if on_worker {
+            crate::runtime::block_on(py, panics)
+        } else {
+            crate::runtime::block_on_caller(py, panics)
+        }
     }
 
-    /// Waits `seconds` inside an engine call, polled as commands are. A test
-    /// hook: it stands in for a long engine call (the engine's own budgets stop
-    /// real queries within a fraction of a second) to show that Ctrl-C
+    /// Waits `seconds` inside an engine call, as `_panic_in_engine` runs. A
+    /// test hook: it stands in for a long engine call (the engine's own budgets
+    /// stop real queries within a fraction of a second) to show that Ctrl-C
     /// interrupts the wait.
     #[pyfunction]
-    fn _sleep_in_engine(py: Python<'_>, seconds: f64) -> PyResult<()> {
+    #[pyo3(signature = (seconds, on_worker=false))]
+    fn _sleep_in_engine(py: Python<'_>, seconds: f64, on_worker: bool) -> PyResult<()> {
         let duration = std::time::Duration::try_from_secs_f64(seconds)
             .map_err(|err| pyo3::exceptions::PyValueError::new_err(err.to_string()))?;
-        crate::runtime::block_on_caller(py, async move { tokio::time::sleep(duration).await })
+        // Made inside the future: a timer needs the runtime it runs on.
+        let sleeps = async move { tokio::time::sleep(duration).await };
+        if on_worker {
+            crate::runtime::block_on(py, sleeps)
+        } else {
+            crate::runtime::block_on_caller(py, sleeps)
+        }
     }
 
     #[allow(non_upper_case_globals)] // Python's name for it
