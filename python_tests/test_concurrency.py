@@ -51,10 +51,13 @@ def test_engine_calls_fit_a_thread_with_a_small_stack() -> None:
 import threading
 import anda
 
+def writes(prefix):
+    return [({UPSERT_PERSON!r}, {{"key": f"{{prefix}}{{i}}", "name": prefix}}) for i in range(50)]
+
 def work():
     with anda.Nexus() as nexus:
-        nexus.execute_kip([({UPSERT_PERSON!r}, {{"key": f"s{{i}}", "name": "s"}}) for i in range(50)])
-        nexus.bulk_write([({UPSERT_PERSON!r}, {{"key": f"b{{i}}", "name": "b"}}) for i in range(50)])
+        nexus.execute_kip(writes("s"))
+        nexus.bulk_write(writes("b"))
         found = nexus.execute_kip({FIND_ALL_PEOPLE!r})
         assert len(found["results"][0]["result"]) == 100, found
         assert nexus.execute_kip("DESCRIBE PRIMER")["status"] == "succeeded"
