@@ -169,8 +169,8 @@ impl NativeNexus {
     }
 
     /// The same call, with the nanoseconds the engine took on it (what
-    /// `anda-bench-native` times): `nox -s bench` subtracts them
-    /// from the call's wall time to measure the binding's own cost per call.
+    /// `anda-bench-native` times): `nox -s bench` subtracts them from the
+    /// call's wall time to measure the binding's own cost per call.
     #[pyo3(signature = (command, parameters, dry_run, execution, caller))]
     fn _execute_timed<'py>(
         &self,
