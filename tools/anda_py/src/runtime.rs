@@ -8,11 +8,9 @@
 //! runtime's workers, whose stacks are as large. Either way the caller keeps
 //! noticing Ctrl-C while it waits.
 use crate::errors;
-use corosensei::stack::DefaultStack;
 use futures::FutureExt;
 use pyo3::prelude::*;
 use std::{
-    cell::Cell,
     future::Future,
     panic::AssertUnwindSafe,
     sync::{Arc, Mutex, mpsc},
@@ -125,21 +123,38 @@ where
     }
 }
 
-thread_local! {
-    /// This thread's engine stack, kept between calls so that its pages are
-    /// mapped once, not on every call.
-    static ENGINE_STACK: Cell<Option<DefaultStack>> = const { Cell::new(None) };
+/// A stack of [`ENGINE_STACK_SIZE`] per thread to poll engine futures on.
+#[cfg(not(all(windows, target_arch = "aarch64")))]
+mod engine_stack {
+    use corosensei::stack::DefaultStack;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// This thread's engine stack, kept between calls so that its pages
+        /// are mapped once, not on every call.
+        static STACK: Cell<Option<DefaultStack>> = const { Cell::new(None) };
+    }
+
+    /// Runs `work` on this thread's engine stack, or `None` if none can be
+    /// mapped.
+    pub fn run<R>(work: impl FnOnce() -> R) -> Option<R> {
+        let mut stack = match STACK.take() {
+            Some(stack) => stack,
+            None => DefaultStack::new(super::ENGINE_STACK_SIZE).ok()?,
+        };
+        let result = corosensei::on_stack(&mut stack, work);
+        STACK.set(Some(stack));
+        Some(result)
+    }
 }
 
-/// Runs `work` on this thread's engine stack, or `None` if none can be mapped.
-fn on_engine_stack<R>(work: impl FnOnce() -> R) -> Option<R> {
-    let mut stack = match ENGINE_STACK.take() {
-        Some(stack) => stack,
-        None => DefaultStack::new(ENGINE_STACK_SIZE).ok()?,
-    };
-    let result = corosensei::on_stack(&mut stack, work);
-    ENGINE_STACK.set(Some(stack));
-    Some(result)
+/// corosensei cannot switch stacks on Windows on Arm: there, every call takes
+/// [`block_on`]'s path to a worker.
+#[cfg(all(windows, target_arch = "aarch64"))]
+mod engine_stack {
+    pub fn run<R>(_work: impl FnOnce() -> R) -> Option<R> {
+        None
+    }
 }
 
 /// Runs `future` to completion by polling it on the calling thread, on its
@@ -167,7 +182,7 @@ where
     loop {
         let step = py.detach(|| {
             // The timer is made inside `block_on`, which gives it the runtime.
-            on_engine_stack(|| {
+            engine_stack::run(|| {
                 runtime.block_on(async { tokio::time::timeout(SIGNAL_POLL, future.as_mut()).await })
             })
         });
@@ -179,7 +194,7 @@ where
                     // Dropping runs the engine's cancellation code: on the
                     // large stack and inside the runtime, like its polls.
                     py.detach(|| {
-                        on_engine_stack(|| {
+                        engine_stack::run(|| {
                             let _context = runtime.enter();
                             let _ = std::panic::catch_unwind(AssertUnwindSafe(|| drop(future)));
                         })
