@@ -225,8 +225,8 @@ def _query(data: dict[str, Any], name: str) -> dict[str, Any]:
 
 def _binding_overhead(nexus: Any, data: dict[str, Any], n: int) -> dict[str, float]:
     """Binding minus native, call by call: each call's wall time in Python
-    less the time the engine took for that same call
-    (paired, so the engine's run-to-run noise cancels)."""
+    less the time the engine took for that same call (paired, so the
+    engine's run-to-run noise cancels)."""
     native = nexus._native
     report = {}
     for name in (TRIVIAL, "point_lookup"):

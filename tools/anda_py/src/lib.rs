@@ -79,14 +79,9 @@ mod _anda {
     #[pyfunction]
     #[pyo3(signature = (message, on_worker=false))]
     fn _panic_in_engine(py: Python<'_>, message: String, on_worker: bool) -> PyResult<()> {
-        let panics = async move {
+        wait_in_engine(py, on_worker, async move {
             panic!("{message}");
-        };
-        if on_worker {
-            crate::runtime::block_on(py, panics)
-        } else {
-            crate::runtime::block_on_caller(py, panics)
-        }
+        })
     }
 
     /// Waits `seconds` inside an engine call, as `_panic_in_engine` runs. A
@@ -99,11 +94,24 @@ mod _anda {
         let duration = std::time::Duration::try_from_secs_f64(seconds)
             .map_err(|err| pyo3::exceptions::PyValueError::new_err(err.to_string()))?;
         // Made inside the future: a timer needs the runtime it runs on.
-        let sleeps = async move { tokio::time::sleep(duration).await };
+        wait_in_engine(
+            py,
+            on_worker,
+            async move { tokio::time::sleep(duration).await },
+        )
+    }
+
+    /// Waits for a test hook's future on the path commands take, or on the
+    /// one the other calls take (`on_worker`).
+    fn wait_in_engine(
+        py: Python<'_>,
+        on_worker: bool,
+        future: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> PyResult<()> {
         if on_worker {
-            crate::runtime::block_on(py, sleeps)
+            crate::runtime::block_on(py, future)
         } else {
-            crate::runtime::block_on_caller(py, sleeps)
+            crate::runtime::block_on_caller(py, future)
         }
     }
 
