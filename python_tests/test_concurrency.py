@@ -192,6 +192,94 @@ def test_closed_store_fails_async_too() -> None:
     asyncio.run(main())
 
 
+def test_concurrent_async_calls_each_get_their_own_result(nexus: anda.Nexus) -> None:
+    """Many calls in flight on two loops at once: every result reaches the
+    call that asked for it, and nothing stays registered afterwards."""
+    count = 60
+    nexus.execute_kip(
+        [(UPSERT_PERSON, {"key": f"p{i}", "name": f"name {i}"}) for i in range(count)]
+    )
+
+    async def ask_all() -> list[list[str]]:
+        found = await asyncio.gather(
+            *(nexus.execute_kip_async(FIND_PERSON_NAME, {"key": f"p{i}"}) for i in range(count))
+        )
+        inbox = anda._nexus._inbox(asyncio.get_running_loop())
+        assert inbox is not None
+        assert not inbox._waiting
+        return [result(response) for response in found]
+
+    answers: list[list[list[str]]] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(asyncio.run(ask_all()))) for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [[[f"name {i}"] for i in range(count)]] * 2
+
+
+class _LoopWithoutReaders(asyncio.SelectorEventLoop):
+    """Like Windows' proactor loop, it cannot watch a socket."""
+
+    def add_reader(self, *args: object) -> None:
+        raise NotImplementedError
+
+
+def test_async_calls_work_on_a_loop_that_cannot_watch_sockets(nexus: anda.Nexus) -> None:
+    async def main() -> None:
+        assert anda._nexus._inbox(asyncio.get_running_loop()) is None
+        await nexus.execute_kip_async(UPSERT_PERSON, {"key": "w", "name": "Proactor"})
+        assert result(await nexus.execute_kip_async(FIND_PERSON_NAME, {"key": "w"})) == ["Proactor"]
+        with pytest.raises(anda.KipSyntaxError):
+            await nexus.execute_kip_async("FIND(?x WHERE")
+
+    with asyncio.Runner(loop_factory=_LoopWithoutReaders) as runner:
+        runner.run(main())
+
+
+def test_a_cancelled_async_call_is_forgotten(nexus: anda.Nexus) -> None:
+    async def main() -> None:
+        batch = [(UPSERT_PERSON, {"key": f"x{i}", "name": "x"}) for i in range(256)]
+        task = asyncio.create_task(nexus.execute_kip_async(batch))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        inbox = anda._nexus._inbox(asyncio.get_running_loop())
+        assert inbox is not None
+        assert not inbox._waiting
+
+    asyncio.run(main())
+
+
+def test_closed_event_loops_leave_no_open_sockets() -> None:
+    done = run_python(
+        textwrap.dedent(
+            f"""
+            import asyncio, gc, warnings
+            import anda
+            warnings.simplefilter("error", ResourceWarning)
+            store = anda.Nexus()
+            async def main(pending):
+                await store.execute_kip_async({UPSERT_PERSON!r}, {{"key": "k", "name": "n"}})
+                if pending:  # left running when the loop closes
+                    asyncio.create_task(store.execute_kip_async({FIND_ALL_PEOPLE!r}))
+            for pending in (False, True) * 3:
+                asyncio.run(main(pending))
+            gc.collect()
+            store.close()
+            print("ok")
+            """
+        ),
+        env={"PYTHONWARNINGS": "error::ResourceWarning"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+    assert "ResourceWarning" not in done.stderr
+
+
 def test_close_waits_for_running_calls(store_dir) -> None:
     store = anda.Nexus(store_dir)
     batch = [(UPSERT_PERSON, {"key": f"w{i}", "name": "w"}) for i in range(256)]

@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, final
+from typing import Any, TypeAlias, final
 
 __all__ = [
     "ANDA_COGNITIVE_NEXUS_VERSION",
@@ -15,6 +15,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_SAFE_INTEGER",
     "NativeCopyDestination",
+    "NativeInbox",
     "NativeNexus",
     "NativeTask",
     "__version__",
@@ -53,6 +54,14 @@ _Batch = list[tuple[str, Mapping[str, Any] | None]]
 @final
 class NativeTask:
     def cancel(self) -> None: ...
+
+@final
+class NativeInbox:
+    def __new__(cls, socket_fd: int) -> NativeInbox: ...
+    def take(self) -> list[tuple[int, Any, BaseException | None]]: ...
+
+# Where an async call's result goes: an (inbox, token) pair or a callback.
+_Reply: TypeAlias = tuple[NativeInbox, int] | Callable[[Any, BaseException | None], None]
 
 @final
 class NativeCopyDestination:
@@ -123,7 +132,7 @@ class NativeNexus:
         dry_run: bool,
         execution: str | None,
         caller: str | None,
-        callback: Callable[[Any, BaseException | None], None],
+        reply: _Reply,
     ) -> NativeTask: ...
     def call_tool(self, name: str, arguments: object, caller: str | None) -> dict[str, Any]: ...
     def write_all(
@@ -134,7 +143,7 @@ class NativeNexus:
         name: str,
         arguments: object,
         caller: str | None,
-        callback: Callable[[Any, BaseException | None], None],
+        reply: _Reply,
     ) -> NativeTask: ...
     def verify(
         self,
@@ -151,7 +160,7 @@ class NativeNexus:
         envelope: object,
         readonly: bool,
         caller: str | None,
-        callback: Callable[[Any, BaseException | None], None],
+        reply: _Reply,
     ) -> NativeTask: ...
     def _stored_objects(self) -> list[tuple[str, int]]: ...
     def _fault_rule(

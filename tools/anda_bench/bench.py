@@ -245,13 +245,29 @@ def _binding_overhead(nexus: Any, data: dict[str, Any], n: int) -> dict[str, flo
 
 def _async_overhead(nexus: Any, data: dict[str, Any], n: int) -> dict[str, float]:
     """``await execute_kip_async`` against ``execute_kip``, alternating call
-    by call so both see the same machine."""
+    by call so both see the same machine.
+
+    Alongside, the floor any async door that keeps the loop free pays here:
+    the same sync call handed to a waiting Python thread and its result
+    passed back with ``call_soon_threadsafe`` (the cheapest asyncio hand-off).
+    """
     import asyncio
+    import queue
+    import threading
 
     command = _query(data, TRIVIAL)["command"]
-    sync_times, async_times, differences = [], [], []
+    sync_times, async_times, differences, handoff_differences = [], [], [], []
+    requests: queue.SimpleQueue[asyncio.Future[None] | None] = queue.SimpleQueue()
+
+    def serve(loop: asyncio.AbstractEventLoop) -> None:
+        while (future := requests.get()) is not None:
+            nexus.execute_kip(command)
+            loop.call_soon_threadsafe(future.set_result, None)
 
     async def measure() -> None:
+        loop = asyncio.get_running_loop()
+        server = threading.Thread(target=serve, args=(loop,))
+        server.start()
         for _ in range(n):
             t = time.perf_counter_ns()
             nexus.execute_kip(command)
@@ -259,15 +275,24 @@ def _async_overhead(nexus: Any, data: dict[str, Any], n: int) -> dict[str, float
             t = time.perf_counter_ns()
             await nexus.execute_kip_async(command)
             async_ns = time.perf_counter_ns() - t
+            t = time.perf_counter_ns()
+            handed = loop.create_future()
+            requests.put(handed)
+            await handed
+            handoff_ns = time.perf_counter_ns() - t
             sync_times.append(sync_ns)
             async_times.append(async_ns)
             differences.append(async_ns - sync_ns)
+            handoff_differences.append(handoff_ns - sync_ns)
+        requests.put(None)
+        server.join()
 
     asyncio.run(measure())
     return {
         "sync_median_us": statistics.median(sync_times) / 1000,
         "async_median_us": statistics.median(async_times) / 1000,
         "overhead_us": statistics.median(differences) / 1000,
+        "thread_handoff_overhead_us": statistics.median(handoff_differences) / 1000,
     }
 
 
@@ -582,7 +607,8 @@ def _table(report: dict[str, Any]) -> str:
             for name, us in report["binding_overhead"].items()
         ),
         f"async overhead over sync: {a['overhead_us']:.1f} µs "
-        f"(sync {a['sync_median_us']:.1f} µs, async {a['async_median_us']:.1f} µs)",
+        f"(sync {a['sync_median_us']:.1f} µs, async {a['async_median_us']:.1f} µs); "
+        f"floor of a thread hand-off here: {a['thread_handoff_overhead_us']:.1f} µs",
         f"reads, 1 thread: {t['one_thread_per_s']:.0f}/s; "
         f"2 threads: {t['two_threads_per_s']:.0f}/s "
         f"(speed-up {t['speedup']:.2f} on {t['cpus']} CPUs)",

@@ -1,11 +1,14 @@
 //! The native core of the `anda` Python package (`anda._anda`).
 //!
 //! One concern per file: `nexus` (the store object), `convert` (Python ⇄ JSON),
-//! `errors` (typed exceptions), `copy` (a copy's destination), `runtime` (the process-wide tokio runtime).
+//! `errors` (typed exceptions), `copy` (a copy's destination), `runtime` (the process-wide tokio runtime),
+//! `inbox` (how async calls' results reach their event loop).
 mod convert;
 mod copy;
 mod errors;
 mod faults;
+#[cfg(unix)]
+mod inbox;
 mod nexus;
 mod runtime;
 
@@ -15,6 +18,9 @@ use pyo3::prelude::*;
 mod _anda {
     #[pymodule_export]
     use super::copy::NativeCopyDestination;
+    #[cfg(unix)]
+    #[pymodule_export]
+    use super::inbox::NativeInbox;
     #[pymodule_export]
     use super::nexus::{NativeNexus, NativeTask};
 

@@ -4,6 +4,8 @@
 //! runtime with the GIL released, and converts the response once. Argument
 //! shapes (batch items, execution modes) are checked by the Python layer; this
 //! file checks only what needs the values themselves.
+#[cfg(unix)]
+use crate::inbox::NativeInbox;
 use crate::{
     convert::{self, ConversionError},
     errors,
@@ -190,9 +192,9 @@ impl NativeNexus {
         Ok((convert::to_python(py, &response?)?, nanos))
     }
 
-    /// Starts the same call without waiting; `callback(result, error)` is called
-    /// from an engine thread with exactly one of the two set.
-    #[pyo3(signature = (command, parameters, dry_run, execution, caller, callback))]
+    /// Starts the same call without waiting; its result goes to `reply` (see
+    /// `start`).
+    #[pyo3(signature = (command, parameters, dry_run, execution, caller, reply))]
     fn execute_async(
         &self,
         command: &Bound<'_, PyAny>,
@@ -200,10 +202,10 @@ impl NativeNexus {
         dry_run: bool,
         execution: Option<&str>,
         caller: Option<&str>,
-        callback: Py<PyAny>,
+        reply: &Bound<'_, PyAny>,
     ) -> PyResult<NativeTask> {
         let job = self.kip_job(command, parameters, dry_run, execution, caller)?;
-        start(job, callback)
+        start(job, reply)
     }
 
     /// Runs a model's call of `execute_kip` or `execute_kip_readonly`:
@@ -248,16 +250,16 @@ impl NativeNexus {
     }
 
     /// [`Self::call_tool`] without waiting, as `execute_async`.
-    #[pyo3(signature = (name, arguments, caller, callback))]
+    #[pyo3(signature = (name, arguments, caller, reply))]
     fn call_tool_async(
         &self,
         name: &str,
         arguments: &Bound<'_, PyAny>,
         caller: Option<&str>,
-        callback: Py<PyAny>,
+        reply: &Bound<'_, PyAny>,
     ) -> PyResult<NativeTask> {
         let job = self.tool_job(name, arguments, caller)?;
-        start(job, callback)
+        start(job, reply)
     }
 
     /// Reads back every document the store lists; returns
@@ -325,16 +327,16 @@ impl NativeNexus {
     }
 
     /// [`Self::execute_envelope`] without waiting, as `execute_async`.
-    #[pyo3(signature = (envelope, readonly, caller, callback))]
+    #[pyo3(signature = (envelope, readonly, caller, reply))]
     fn execute_envelope_async(
         &self,
         envelope: &Bound<'_, PyAny>,
         readonly: bool,
         caller: Option<&str>,
-        callback: Py<PyAny>,
+        reply: &Bound<'_, PyAny>,
     ) -> PyResult<NativeTask> {
         let job = self.envelope_job(envelope, readonly, caller)?;
-        start(job, callback)
+        start(job, reply)
     }
 
     /// `(key, size)` of every object of the store's database, by key.
@@ -624,7 +626,7 @@ enum Work {
 
 /// Why a call failed, kept as Rust values until the engine is done: the
 /// exception is built on the calling thread (see `runtime::block_on_caller`).
-enum CallFailure {
+pub(crate) enum CallFailure {
     Closed,
     /// The engine answered by leaving these damaged records out.
     Damaged(Vec<Problem>),
@@ -693,7 +695,16 @@ async fn run(job: Job) -> Result<Value, CallFailure> {
     serde_json::to_value(&response).map_err(CallFailure::Encode)
 }
 
-fn start(job: Job, callback: Py<PyAny>) -> PyResult<NativeTask> {
+/// Starts `job` on the runtime. Its result goes to `reply`: an
+/// `(inbox, token)` pair (see `inbox.rs`), or a callable called as
+/// `reply(result, error)` from the engine thread.
+fn start(job: Job, reply: &Bound<'_, PyAny>) -> PyResult<NativeTask> {
+    #[cfg(unix)]
+    if let Ok((inbox, token)) = reply.extract::<(PyRef<'_, NativeInbox>, u64)>() {
+        let handle = runtime::spawn(run(job), inbox.poster(token))?;
+        return Ok(NativeTask { handle });
+    }
+    let callback = reply.clone().unbind();
     let handle = runtime::spawn(run(job), move |outcome| {
         Python::attach(|py| deliver(py, &callback, outcome));
     })?;
@@ -772,31 +783,29 @@ fn encode_error(err: serde_json::Error) -> PyErr {
     errors::store_error(format!("cannot encode the engine response: {err}"))
 }
 
-fn deliver(py: Python<'_>, callback: &Py<PyAny>, outcome: Outcome<Result<Value, CallFailure>>) {
-    let (result, error) = match outcome {
+/// A finished call as Python's `(result, error)`, exactly one of them set.
+pub(crate) fn settled<'py>(
+    py: Python<'py>,
+    outcome: Outcome<Result<Value, CallFailure>>,
+) -> (Bound<'py, PyAny>, Bound<'py, PyAny>) {
+    let failed = |err: PyErr| {
+        (
+            py.None().into_bound(py),
+            err.into_value(py).into_bound(py).into_any(),
+        )
+    };
+    match outcome {
         Ok(Ok(value)) => match convert::to_python(py, &value) {
             Ok(object) => (object, py.None().into_bound(py)),
-            Err(err) => (
-                py.None().into_bound(py),
-                err.into_value(py).into_bound(py).into_any(),
-            ),
+            Err(err) => failed(err),
         },
-        Ok(Err(failure)) => (
-            py.None().into_bound(py),
-            PyErr::from(failure)
-                .into_value(py)
-                .into_bound(py)
-                .into_any(),
-        ),
-        Err(panic) => (
-            py.None().into_bound(py),
-            errors::panic_error(panic)
-                .into_value(py)
-                .into_bound(py)
-                .into_any(),
-        ),
-    };
-    if let Err(err) = callback.call1(py, (result, error)) {
+        Ok(Err(failure)) => failed(failure.into()),
+        Err(panic) => failed(errors::panic_error(panic)),
+    }
+}
+
+fn deliver(py: Python<'_>, callback: &Py<PyAny>, outcome: Outcome<Result<Value, CallFailure>>) {
+    if let Err(err) = callback.call1(py, settled(py, outcome)) {
         err.write_unraisable(py, Some(callback.bind(py)));
     }
 }
