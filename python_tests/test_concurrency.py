@@ -136,6 +136,9 @@ def test_async_errors_are_typed(nexus: anda.Nexus) -> None:
             await nexus.execute_kip_async("FIND(?x WHERE")
         with pytest.raises(ValueError, match=r"parameters\['key'\]"):
             await nexus.execute_kip_async(FIND_PERSON_NAME, {"key": float("nan")})
+        inbox = anda._nexus._inbox(asyncio.get_running_loop())
+        assert inbox is not None
+        assert not inbox._waiting  # the refused call left nothing registered
 
     asyncio.run(main())
 

@@ -744,8 +744,10 @@ async def _awaited(start: Callable[[_anda._Reply], _anda.NativeTask]) -> Any:
     future: asyncio.Future[Any] = loop.create_future()
     inbox = _inbox(loop)
     if inbox is not None:
-        token = inbox.expect(future)
+        token = inbox.new_token()
         task = start((inbox.native, token))
+        # Only this thread collects, so the result cannot come before this.
+        inbox.expect(token, future)
     else:
         token = None
 
@@ -788,10 +790,11 @@ class _Inbox:
             raise
         weakref.finalize(loop, self._bell.close)
 
-    def expect(self, future: asyncio.Future[Any]) -> int:
-        token = next(self._tokens)
+    def new_token(self) -> int:
+        return next(self._tokens)
+
+    def expect(self, token: int, future: asyncio.Future[Any]) -> None:
         self._waiting[token] = future
-        return token
 
     def forget(self, token: int) -> None:
         self._waiting.pop(token, None)
