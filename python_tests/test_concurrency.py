@@ -238,8 +238,11 @@ def test_async_calls_work_on_a_loop_that_cannot_watch_sockets(nexus: anda.Nexus)
         with pytest.raises(anda.KipSyntaxError):
             await nexus.execute_kip_async("FIND(?x WHERE")
 
-    with asyncio.Runner(loop_factory=_LoopWithoutReaders) as runner:
-        runner.run(main())
+    loop = _LoopWithoutReaders()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
 
 
 def test_a_cancelled_async_call_is_forgotten(nexus: anda.Nexus) -> None:
