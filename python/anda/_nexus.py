@@ -315,8 +315,8 @@ class Nexus:
         _check_bool("dry_run", dry_run)
         _check_caller(caller)
         response = await _awaited(
-            lambda deliver: self._native.execute_async(
-                batch, parameters, dry_run, mode, caller, deliver
+            lambda reply: self._native.execute_async(
+                batch, parameters, dry_run, mode, caller, reply
             )
         )
         return _checked(response)
@@ -430,7 +430,7 @@ class Nexus:
         """
         _check_tool_call(name, caller)
         response = await _awaited(
-            lambda deliver: self._native.call_tool_async(name, arguments, caller, deliver)
+            lambda reply: self._native.call_tool_async(name, arguments, caller, reply)
         )
         return ToolResult.from_response(response)
 
@@ -480,7 +480,7 @@ class Nexus:
         _check_bool("readonly", readonly)
         _check_caller(caller)
         response: dict[str, Any] = await _awaited(
-            lambda deliver: self._native.execute_envelope_async(request, readonly, caller, deliver)
+            lambda reply: self._native.execute_envelope_async(request, readonly, caller, reply)
         )
         return response
 
