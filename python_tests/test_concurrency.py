@@ -286,6 +286,35 @@ def test_closed_event_loops_leave_no_open_sockets() -> None:
     assert "ResourceWarning" not in done.stderr
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGPIPE"), reason="no SIGPIPE on this platform")
+def test_a_result_for_a_loop_that_is_gone_is_dropped_quietly() -> None:
+    """The engine thread rings a socket nobody reads any more: even with
+    SIGPIPE at its default (fatal) disposition, the process lives on."""
+    done = run_python(
+        textwrap.dedent(
+            """
+            import signal, socket, time
+            import anda
+            from anda import _anda
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            watched, ringer = socket.socketpair()
+            inbox = _anda.NativeInbox(ringer.fileno())
+            ringer.close()
+            watched.close()
+            store = anda.Nexus()
+            store._native.execute_async("DESCRIBE PRIMER", None, False, None, None, (inbox, 7))
+            deadline = time.monotonic() + 60
+            while not (finished := inbox.take()) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            (token, response, error), = finished
+            print(token, response["status"], error)
+            """
+        )
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["7", "succeeded", "None"]
+
+
 def test_close_waits_for_running_calls(store_dir) -> None:
     store = anda.Nexus(store_dir)
     batch = [(UPSERT_PERSON, {"key": f"w{i}", "name": "w"}) for i in range(256)]

@@ -70,6 +70,7 @@ impl NativeInbox {
         let bell =
             UnixStream::from(unsafe { BorrowedFd::borrow_raw(socket_fd) }.try_clone_to_owned()?);
         bell.set_nonblocking(true)?;
+        no_sigpipe(&bell)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 finished: Mutex::new(Vec::new()),
@@ -96,4 +97,33 @@ impl NativeInbox {
             })
             .collect()
     }
+}
+
+/// Ringing a socket whose reader is gone must fail with `EPIPE`, not raise
+/// `SIGPIPE` (fatal if the application restored its default). On Linux std
+/// sends with `MSG_NOSIGNAL`; Apple's systems need the socket option.
+#[cfg(target_vendor = "apple")]
+fn no_sigpipe(socket: &UnixStream) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid descriptor, and `on` outlives the call.
+    let status = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NOSIGPIPE,
+            (&raw const on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_vendor = "apple"))]
+fn no_sigpipe(_socket: &UnixStream) -> std::io::Result<()> {
+    Ok(())
 }
