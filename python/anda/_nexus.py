@@ -743,27 +743,33 @@ async def _awaited(start: Callable[[_anda._Reply], _anda.NativeTask]) -> Any:
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
     inbox = _inbox(loop)
-    if inbox is not None:
+    if inbox is None:
+        task = start(_settler(loop, future))
+    else:
         token = inbox.new_token()
         task = start((inbox.native, token))
         # Only this thread collects, so the result cannot come before this.
         inbox.expect(token, future)
-    else:
-        token = None
-
-        def deliver(result: Any, error: BaseException | None) -> None:
-            # A closed loop (RuntimeError) means nobody is waiting any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, future, result, error)
-
-        task = start(deliver)
     try:
         return await future
     except asyncio.CancelledError:
         task.cancel()
-        if inbox is not None and token is not None:
+        if inbox is not None:
             inbox.forget(token)
         raise
+
+
+def _settler(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]
+) -> Callable[[Any, BaseException | None], None]:
+    """A callback, called on an engine thread, that settles `future` on its loop."""
+
+    def deliver(result: Any, error: BaseException | None) -> None:
+        # A closed loop (RuntimeError) means nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, future, result, error)
+
+    return deliver
 
 
 class _Inbox:
