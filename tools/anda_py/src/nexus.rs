@@ -45,8 +45,10 @@ pub struct NativeNexus {
     path: Option<PathBuf>,
     url: Option<String>,
     tenancy: Tenancy,
-    /// The process that opened the store; a forked child must not use it.
+    /// The process that opened the store, and the forks counted then: a
+    /// forked child must not use it.
     pid: u32,
+    forks: u64,
 }
 
 /// A running `execute_async` call, so the awaiting side can cancel it.
@@ -103,6 +105,7 @@ impl NativeNexus {
             url: url.map(|url| anda_embedded::redacted_url(&url)),
             tenancy,
             pid: std::process::id(),
+            forks: runtime::forks::count(),
         })
     }
 
@@ -420,15 +423,19 @@ const CLOSED_MESSAGE: &str = "this Nexus is closed; open a new one to use the st
 
 impl NativeNexus {
     fn check_process(&self) -> PyResult<()> {
-        let pid = std::process::id();
-        if pid != self.pid {
+        if self.forked() {
             return Err(errors::forked_error(format!(
                 "this Nexus was opened in process {} and cannot be used in the forked child \
-                 process {pid}; open a new Nexus in the child",
-                self.pid
+                 process {}; open a new Nexus in the child",
+                self.pid,
+                std::process::id()
             )));
         }
         Ok(())
+    }
+
+    fn forked(&self) -> bool {
+        runtime::forks::count() != self.forks
     }
 
     /// Keeps a store inherited through `fork()` alive forever: its engine
@@ -568,7 +575,7 @@ impl Drop for NativeNexus {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        if std::process::id() != self.pid {
+        if self.forked() {
             self.leak();
             return;
         }

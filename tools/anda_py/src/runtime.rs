@@ -25,11 +25,45 @@ const SIGNAL_POLL: Duration = Duration::from_millis(50);
 const ENGINE_STACK_SIZE: usize = 16 << 20;
 
 struct ProcessRuntime {
-    pid: u32,
+    forks: u64,
     runtime: Arc<Runtime>,
 }
 
 static RUNTIME: Mutex<Option<ProcessRuntime>> = Mutex::new(None);
+
+/// Forks since the first call: a fork handler counts one more in each child,
+/// so telling a child from its parent costs an atomic load per call, not a
+/// `getpid` system call.
+#[cfg(unix)]
+pub mod forks {
+    use std::sync::{
+        Once,
+        atomic::{AtomicU64, Ordering},
+    };
+
+    static FORKS: AtomicU64 = AtomicU64::new(0);
+    static WATCH: Once = Once::new();
+
+    extern "C" fn forked() {
+        FORKS.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count() -> u64 {
+        WATCH.call_once(|| {
+            // SAFETY: `forked` only touches an atomic, which is safe in a
+            // freshly forked child; the handler lives as long as the process.
+            unsafe { libc::pthread_atfork(None, None, Some(forked)) };
+        });
+        FORKS.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(not(unix))]
+pub mod forks {
+    pub fn count() -> u64 {
+        0
+    }
+}
 
 /// The runtime of this process, created on first use.
 ///
@@ -38,12 +72,12 @@ static RUNTIME: Mutex<Option<ProcessRuntime>> = Mutex::new(None);
 /// builds its own, and the inherited one is leaked: dropping it would try to
 /// join threads that do not exist in this process.
 pub fn runtime() -> PyResult<Arc<Runtime>> {
-    let pid = std::process::id();
+    let forks = forks::count();
     let mut slot = RUNTIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(current) = slot.as_ref()
-        && current.pid == pid
+        && current.forks == forks
     {
         return Ok(current.runtime.clone());
     }
@@ -56,7 +90,7 @@ pub fn runtime() -> PyResult<Arc<Runtime>> {
             .map_err(|err| errors::store_error(format!("cannot start the tokio runtime: {err}")))?,
     );
     if let Some(inherited) = slot.replace(ProcessRuntime {
-        pid,
+        forks,
         runtime: runtime.clone(),
     }) {
         std::mem::forget(inherited);
