@@ -96,6 +96,23 @@ def test_attributes_round_trip_with_json_fidelity(nexus: anda.Nexus) -> None:
     assert found == [value]
 
 
+def test_many_distinct_keys_come_back_as_written(nexus: anda.Nexus) -> None:
+    # More short keys than the binding keeps strings for, so keys share
+    # slots: each must still come back as itself, read after read.
+    payload = {f"{prefix}{i}": i for i in range(1300) for prefix in ("k", "ключ", "鍵")}
+    payload["k" * 33] = "longer than the kept keys"
+    nexus.execute_kip(
+        'UPSERT CONCEPT ?t { MATCH { type: "Topic", key: "keys" } '
+        'SET FIELDS { name: "keys" } SET ATTRIBUTES { payload: :payload } }',
+        {"payload": payload},
+    )
+    for _ in range(2):
+        found = result(
+            nexus.execute_kip('FIND(?t.attributes.payload) WHERE { ?t {type: "Topic", key: "keys"} }')
+        )
+        assert found == [payload]
+
+
 def test_parameters_are_data_not_kip_text(nexus: anda.Nexus) -> None:
     hostile = 'x" } SET FIELDS { name: "pwned" } } // :name ?p {type: "Person"}'
     nexus.execute_kip(UPSERT_PERSON, {"key": "k1", "name": hostile})

@@ -11,6 +11,7 @@ use pyo3::{
     types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PySequence, PyString, PyTuple},
 };
 use serde_json::{Map, Number, Value};
+use std::sync::{Mutex, TryLockError};
 
 /// Integers the engine takes: ±(2^53 − 1), exactly representable in binary64.
 pub const MAX_SAFE_INTEGER: i64 = 9_007_199_254_740_991;
@@ -299,9 +300,57 @@ pub fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyA
         Value::Object(map) => {
             let dict = PyDict::new(py);
             for (key, item) in map {
-                dict.set_item(PyString::new(py, key), to_python(py, item)?)?;
+                dict.set_item(keys::key(py, key), to_python(py, item)?)?;
             }
             dict.into_any()
         }
     })
+}
+
+/// Response keys recur: every response repeats `status` and `result`, every
+/// row of a result its attribute names. Short keys are kept as Python
+/// strings, so a repeated key costs a reference instead of a new string whose
+/// hash Python must compute again.
+mod keys {
+    use super::*;
+
+    const SLOTS: usize = 1024;
+    const MAX_CACHED_LEN: usize = 32;
+
+    /// A key and its string; a colliding key replaces the one in its slot.
+    type Slot = Option<(Box<str>, Py<PyString>)>;
+
+    static CACHE: Mutex<Vec<Slot>> = Mutex::new(Vec::new());
+
+    pub fn key<'py>(py: Python<'py>, key: &str) -> Bound<'py, PyString> {
+        if key.len() > MAX_CACHED_LEN {
+            return PyString::new(py, key);
+        }
+        // Never wait: only string objects are made while it is held, so the
+        // lock is free unless another thread is inside; then go without.
+        let mut cache = match CACHE.try_lock() {
+            Ok(cache) => cache,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return PyString::new(py, key),
+        };
+        if cache.is_empty() {
+            cache.resize_with(SLOTS, || None);
+        }
+        let slot = &mut cache[fnv1a(key.as_bytes()) % SLOTS];
+        if let Some((cached, string)) = slot.as_ref()
+            && **cached == *key
+        {
+            return string.bind(py).clone();
+        }
+        let string = PyString::new(py, key);
+        *slot = Some((key.into(), string.clone().unbind()));
+        string
+    }
+
+    fn fnv1a(bytes: &[u8]) -> usize {
+        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+        hash as usize
+    }
 }
