@@ -2,8 +2,10 @@
 
 1. Generates a seeded workload (no downloaded data): ~10,000 concepts of four
    types with ~50,000 propositions, all loaded through KIP, and a query mix.
-2. Runs it natively (``anda-bench-native``: the same ``EmbeddedNexus::execute``
-   the binding calls) and through ``anda.Nexus``, each in a fresh process.
+2. Loads it natively (``anda-bench-native``: the same ``EmbeddedNexus::execute``
+   the binding calls) and through ``anda.Nexus``, each in a fresh process, one
+   after the other; then the two time each query in turns, three rounds, so a
+   drift of the machine during the run slows both sides alike.
 3. Prints a table (median, p95 and binding / native per query) and writes it,
    with the other measurements, to ``bench-results/bench.json``.
 
@@ -182,7 +184,10 @@ def _call_args(query: dict[str, Any], parameters: dict[str, Any]) -> tuple[Any, 
     return command, {}
 
 
-def python_side(path: Path) -> dict[str, Any]:
+def python_side(path: Path) -> None:
+    """The binding's half, driven like the native binary (see `_Side`): the
+    load as one JSON line, a line of samples per ``NAME COUNT`` on stdin, and
+    at the end of stdin the measurements only the binding has."""
     import anda
     from anda.bulk import DEFAULT_CHUNK_SIZE
 
@@ -192,14 +197,15 @@ def python_side(path: Path) -> dict[str, Any]:
     # The chunks the native side commits, not growing ones: like for like.
     nexus.bulk_write(data["operations"], chunk_size=DEFAULT_CHUNK_SIZE)
     load_seconds = time.perf_counter() - started
-    peak = _peak_rss_kib()
+    print(json.dumps({"load_seconds": load_seconds, "peak_rss_kib": _peak_rss_kib()}), flush=True)
 
-    samples: dict[str, list[int]] = {}
-    warmup, iterations = data["warmup"], data["iterations"]
-    for query in data["queries"]:
+    warmup = data["warmup"]
+    for line in sys.stdin:
+        name, count = line.split()
+        query = _query(data, name)
         sets = query["parameter_sets"]
         times = []
-        for i in range(warmup + iterations):
+        for i in range(warmup + int(count)):
             parameters = sets[i % len(sets)]
             command, options = _call_args(query, parameters)
             t = time.perf_counter_ns()
@@ -207,8 +213,9 @@ def python_side(path: Path) -> dict[str, Any]:
             elapsed = time.perf_counter_ns() - t
             if i >= warmup:
                 times.append(elapsed)
-        samples[query["name"]] = times
+        print(json.dumps(times), flush=True)
 
+    iterations = data["iterations"]
     extra = {
         "binding_overhead": _binding_overhead(nexus, data, iterations * 4),
         "async": _async_overhead(nexus, data, iterations * 4),
@@ -216,7 +223,61 @@ def python_side(path: Path) -> dict[str, Any]:
         "conversion": _conversion(nexus, data, iterations),
     }
     nexus.close()
-    return {"load_seconds": load_seconds, "peak_rss_kib": peak, "samples_ns": samples, **extra}
+    print(json.dumps(extra), flush=True)
+
+
+class _Side:
+    """One side of the comparison, a process that loads the workload and
+    then times the queries it is asked for, one JSON line per answer."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self._name = argv[0]
+        self._process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.loaded = self._answer()
+
+    def _answer(self) -> Any:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self._name} ended (exit {self._process.wait()})")
+        return json.loads(line)
+
+    def time(self, name: str, count: int) -> list[int]:
+        assert self._process.stdin is not None
+        self._process.stdin.write(f"{name} {count}\n")
+        self._process.stdin.flush()
+        samples: list[int] = self._answer()
+        return samples
+
+    def finish(self) -> Any:
+        """Closes stdin and returns the side's last answer."""
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        last = self._answer()
+        if self._process.wait() != 0:
+            raise RuntimeError(f"{self._name} failed")
+        return last
+
+
+#: Query by query, the two sides take turns this many times (who goes first
+#: alternates), so a machine that drifts during the run slows both alike.
+ROUNDS = 3
+
+
+def _compare(
+    native: _Side, binding: _Side, data: dict[str, Any]
+) -> dict[str, dict[str, list[int]]]:
+    samples: dict[str, dict[str, list[int]]] = {"native": {}, "binding": {}}
+    per_round = -(-data["iterations"] // ROUNDS)
+    for lap in range(ROUNDS):
+        for query in data["queries"]:
+            name = query["name"]
+            turns = [("native", native), ("binding", binding)]
+            for side, process in turns if lap % 2 == 0 else reversed(turns):
+                samples[side].setdefault(name, []).extend(process.time(name, per_round))
+    return samples
 
 
 def _query(data: dict[str, Any], name: str) -> dict[str, Any]:
@@ -477,7 +538,7 @@ def main() -> int:
     args = parser.parse_args()
 
     if args.python_side:
-        print(json.dumps(python_side(Path(args.python_side))))
+        python_side(Path(args.python_side))
         return 0
     if args.growth_side:
         sizes = [int(size) for size in args.growth_side.split(",")]
@@ -494,14 +555,18 @@ def main() -> int:
             f"workload: {data['concepts']} concepts, {data['propositions']} propositions",
             flush=True,
         )
-        native = json.loads(subprocess.check_output([args.native, str(path)], text=True))
-        print(f"native: loaded in {native['load_seconds']:.1f}s", flush=True)
-        binding = json.loads(
-            subprocess.check_output(
-                [sys.executable, __file__, "--python-side", str(path)], text=True
-            )
-        )
-        print(f"binding: loaded in {binding['load_seconds']:.1f}s", flush=True)
+        # One side loads at a time, so the load times do not share the CPUs.
+        native_side = _Side([args.native, str(path)])
+        print(f"native: loaded in {native_side.loaded['load_seconds']:.1f}s", flush=True)
+        binding_side = _Side([sys.executable, __file__, "--python-side", str(path)])
+        print(f"binding: loaded in {binding_side.loaded['load_seconds']:.1f}s", flush=True)
+        samples = _compare(native_side, binding_side, data)
+        native = {**native_side.loaded, **native_side.finish(), "samples_ns": samples["native"]}
+        binding = {
+            **binding_side.loaded,
+            **binding_side.finish(),
+            "samples_ns": samples["binding"],
+        }
     sizes = QUICK_GROWTH_SIZES if args.quick else GROWTH_SIZES
     growth = json.loads(
         subprocess.check_output(

@@ -1,10 +1,11 @@
 //! `anda-bench-native WORKLOAD.json`: the native half of the benchmark.
 //!
-//! Loads the workload into an in-memory store and times every query through
-//! `EmbeddedNexus::execute`, the call the Python binding makes, polled on the
-//! calling thread inside a tokio runtime built like the binding's. Prints raw
-//! samples as JSON on stdout; the Python driver computes the statistics for
-//! both sides the same way.
+//! Loads the workload into an in-memory store and times the queries the
+//! driver asks for on stdin through `EmbeddedNexus::execute`, the call the
+//! Python binding makes, polled on the calling thread inside a tokio runtime
+//! built like the binding's. Answers with raw samples as JSON lines on
+//! stdout; the Python driver computes the statistics for both sides the same
+//! way.
 //!
 //! `anda-bench-native --write-amplification DIR N,N,...`: the native
 //! reproduction of docs/write-amplification.md. Grows a directory store to
@@ -28,7 +29,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let report = match args.get(1).map(String::as_str) {
+    match args.get(1).map(String::as_str) {
         Some("--write-amplification") => {
             let usage = "usage: anda-bench-native --write-amplification DIR N,N,...";
             let dir = PathBuf::from(args.get(2).expect(usage));
@@ -38,7 +39,7 @@ fn main() {
                 .split(',')
                 .map(|n| n.parse().expect(usage))
                 .collect();
-            runtime.block_on(write_amplification(dir, &sizes))
+            println!("{}", runtime.block_on(write_amplification(dir, &sizes)));
         }
         Some(path) => {
             let workload: Value =
@@ -46,11 +47,10 @@ fn main() {
                     .expect("workload is JSON");
             // Polled by the calling thread, as the binding polls every
             // command, so the two sides differ only by the binding's own work.
-            runtime.block_on(run(&workload))
+            runtime.block_on(run(&workload));
         }
         None => panic!("usage: anda-bench-native WORKLOAD.json"),
-    };
-    println!("{report}");
+    }
 }
 
 const UPSERT_PERSON: &str =
@@ -177,7 +177,12 @@ fn args(command: &Value, parameters: Option<&Value>, execution: Option<&str>) ->
     args
 }
 
-async fn run(workload: &Value) -> Value {
+/// Loads the workload, reports the load as one JSON line, then times the
+/// query each stdin line names (`NAME COUNT`: the workload's warm-up calls,
+/// then COUNT timed ones) and answers with a JSON line of samples. At the end
+/// of stdin, reports the peak RSS. The driver alternates this process and the
+/// binding's query by query, so a drift of the machine hits both sides alike.
+async fn run(workload: &Value) {
     let store = EmbeddedNexus::open(Location::InMemory, &OpenOptions::default())
         .await
         .expect("store opens");
@@ -208,17 +213,23 @@ async fn run(workload: &Value) -> Value {
                 .or_else(|| response.results.iter().find_map(|r| r.error.clone()))
         );
     }
-    let load_seconds = started.elapsed().as_secs_f64();
+    reply(json!({"load_seconds": started.elapsed().as_secs_f64()}));
 
     let warmup = workload["warmup"].as_u64().unwrap_or(3) as usize;
-    let iterations = workload["iterations"].as_u64().expect("iterations") as usize;
-    let mut queries = Map::new();
-    for query in workload["queries"].as_array().expect("queries") {
-        let name = query["name"].as_str().expect("name");
+    for line in std::io::stdin().lines() {
+        let line = line.expect("stdin is readable");
+        let (name, count) = line.split_once(' ').expect("NAME COUNT");
+        let count: usize = count.parse().expect("COUNT is a number");
+        let query = workload["queries"]
+            .as_array()
+            .expect("queries")
+            .iter()
+            .find(|query| query["name"] == name)
+            .expect("a query of the workload");
         let sets = query["parameter_sets"].as_array().expect("parameter_sets");
         let execution = query["execution"].as_str();
-        let mut samples = Vec::with_capacity(iterations);
-        for i in 0..warmup + iterations {
+        let mut samples = Vec::with_capacity(count);
+        for i in 0..warmup + count {
             let call = args(&query["command"], Some(&sets[i % sets.len()]), execution);
             let t = Instant::now();
             let response = store.execute(call, false, &Principal::anonymous()).await;
@@ -231,13 +242,16 @@ async fn run(workload: &Value) -> Value {
                 samples.push(elapsed);
             }
         }
-        queries.insert(name.to_string(), json!(samples));
+        reply(json!(samples));
     }
-    json!({
-        "load_seconds": load_seconds,
-        "peak_rss_kib": peak_rss_kib(),
-        "samples_ns": queries,
-    })
+    reply(json!({"peak_rss_kib": peak_rss_kib()}));
+}
+
+fn reply(value: Value) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{value}").expect("stdout is writable");
+    stdout.flush().expect("stdout is writable");
 }
 
 /// Peak resident set size of this process (Linux; `null` elsewhere).
