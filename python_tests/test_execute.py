@@ -108,7 +108,9 @@ def test_many_distinct_keys_come_back_as_written(nexus: anda.Nexus) -> None:
     )
     for _ in range(2):
         found = result(
-            nexus.execute_kip('FIND(?t.attributes.payload) WHERE { ?t {type: "Topic", key: "keys"} }')
+            nexus.execute_kip(
+                'FIND(?t.attributes.payload) WHERE { ?t {type: "Topic", key: "keys"} }'
+            )
         )
         assert found == [payload]
 
