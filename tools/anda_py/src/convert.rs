@@ -11,7 +11,6 @@ use pyo3::{
     types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PySequence, PyString, PyTuple},
 };
 use serde_json::{Map, Number, Value};
-use std::sync::{Mutex, TryLockError};
 
 /// Integers the engine takes: ±(2^53 − 1), exactly representable in binary64.
 pub const MAX_SAFE_INTEGER: i64 = 9_007_199_254_740_991;
@@ -312,7 +311,8 @@ pub fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyA
 /// strings, so a repeated key costs a reference instead of a new string whose
 /// hash Python must compute again.
 mod keys {
-    use super::*;
+    use pyo3::{prelude::*, types::PyString};
+    use std::sync::{Mutex, TryLockError};
 
     const SLOTS: usize = 1024;
     const MAX_CACHED_LEN: usize = 32;
