@@ -3,7 +3,8 @@
 //! Loads the workload into an in-memory store and times the queries the
 //! driver asks for on stdin through `EmbeddedNexus::execute`, the call the
 //! Python binding makes, polled on the calling thread inside a tokio runtime
-//! built like the binding's. Answers with raw samples as JSON lines on
+//! built like the binding's (`handoff NAME COUNT`: what handing the call to
+//! the runtime's workers adds). Answers with raw samples as JSON lines on
 //! stdout; the Python driver computes the statistics for both sides the same
 //! way.
 //!
@@ -18,7 +19,7 @@ use anda_embedded::{
 };
 use anda_engine::memory::KipArgs;
 use serde_json::{Map, Value, json};
-use std::{path::PathBuf, time::Instant};
+use std::{path::PathBuf, sync::Arc, time::Instant};
 
 type Json = Map<String, Value>;
 
@@ -215,11 +216,16 @@ async fn run(workload: &Value) {
     }
     reply(json!({"load_seconds": started.elapsed().as_secs_f64()}));
 
+    let store = Arc::new(store);
     let warmup = workload["warmup"].as_u64().unwrap_or(3) as usize;
     for line in std::io::stdin().lines() {
         let line = line.expect("stdin is readable");
-        let (name, count) = line.split_once(' ').expect("NAME COUNT");
+        let (name, count) = line.rsplit_once(' ').expect("NAME COUNT");
         let count: usize = count.parse().expect("COUNT is a number");
+        let (name, handoff) = match name.strip_prefix("handoff ") {
+            Some(name) => (name, true),
+            None => (name, false),
+        };
         let query = workload["queries"]
             .as_array()
             .expect("queries")
@@ -228,14 +234,18 @@ async fn run(workload: &Value) {
             .expect("a query of the workload");
         let sets = query["parameter_sets"].as_array().expect("parameter_sets");
         let execution = query["execution"].as_str();
+        let call = |i: usize| args(&query["command"], Some(&sets[i % sets.len()]), execution);
+        if handoff {
+            reply(json!(
+                handoff_differences(&store, call, warmup, count).await
+            ));
+            continue;
+        }
         let mut samples = Vec::with_capacity(count);
         for i in 0..warmup + count {
-            let call = args(&query["command"], Some(&sets[i % sets.len()]), execution);
+            let call = call(i);
             let t = Instant::now();
-            let response = store.execute(call, false, &Principal::anonymous()).await;
-            // The binding hands the caller plain values; the native side's
-            // equivalent is the serialised response.
-            let value = serde_json::to_value(&response).expect("response encodes");
+            let value = answer(&store, call).await;
             let elapsed = t.elapsed().as_nanos() as u64;
             assert_eq!(value["status"], json!("succeeded"), "{name}: {value}");
             if i >= warmup {
@@ -245,6 +255,46 @@ async fn run(workload: &Value) {
         reply(json!(samples));
     }
     reply(json!({"peak_rss_kib": peak_rss_kib()}));
+}
+
+/// One call as the binding makes it. The binding hands the caller plain
+/// values; the native side's equivalent is the serialised response.
+async fn answer(store: &EmbeddedNexus, call: KipArgs) -> Value {
+    let response = store.execute(call, false, &Principal::anonymous()).await;
+    serde_json::to_value(&response).expect("response encodes")
+}
+
+/// What handing a call to the runtime's workers costs natively, with no
+/// Python: the call spawned from this thread, which sleeps until a worker
+/// sends the result back, less the same call polled here, paired call by
+/// call. Any async door that keeps its caller's loop free pays these two
+/// thread wake-ups; `nox -s bench` sets the binding's async overhead beside it.
+async fn handoff_differences(
+    store: &Arc<EmbeddedNexus>,
+    call: impl Fn(usize) -> KipArgs,
+    warmup: usize,
+    count: usize,
+) -> Vec<i64> {
+    let mut differences = Vec::with_capacity(count);
+    for i in 0..warmup + count {
+        let direct_call = call(i);
+        let t = Instant::now();
+        answer(store, direct_call).await;
+        let direct = t.elapsed().as_nanos() as i64;
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        let (spawned_store, spawned_call) = (store.clone(), call(i));
+        let t = Instant::now();
+        tokio::spawn(async move {
+            let _ = sender.send(answer(&spawned_store, spawned_call).await);
+        });
+        // Blocking is the point: this thread waits as a parked caller does.
+        receiver.recv().expect("the spawned call answers");
+        let spawned = t.elapsed().as_nanos() as i64;
+        if i >= warmup {
+            differences.push(spawned - direct);
+        }
+    }
+    differences
 }
 
 fn reply(value: Value) {
