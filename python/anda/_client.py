@@ -20,7 +20,19 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from anda import _anda
-from anda._nexus import Command, Execution, _check_bool, _check_tool_call, _normalise
+from anda._calls import (
+    READ_WRITE_TOOL,
+    READONLY_TOOL,
+    TOOLS,
+    check_bool,
+    check_caller,
+    check_tool_call,
+    declared_read,
+    dry_run_option,
+    invalid_envelope,
+    normalise,
+)
+from anda._nexus import Command, Execution
 from anda.bulk import BulkResult, Operation, Write, write_chunks
 from anda.errors import (
     NexusClosedError,
@@ -35,8 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Client", "RemoteError", "ServerUnreachableError"]
 
-TOOLS = ("execute_kip", "execute_kip_readonly")
-_READONLY_TOOL = "execute_kip_readonly"
 # A pooled connection idle longer than this is dropped rather than reused: the
 # server may close it at any moment after its keep-alive window (uvicorn: 5 s),
 # and a request sent into that race has an unknown fate.
@@ -110,7 +120,7 @@ class Client:
             raise ValueError("api_key must be a non-empty str or None")
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
-        _check_bool("readonly", readonly)
+        check_bool("readonly", readonly)
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be an int >= 0, not {retries!r}")
         parts = urllib.parse.urlsplit(url)
@@ -170,8 +180,9 @@ class Client:
         ...
         ValueError: the server decides who a Client's calls run as, from its API key; ...
         """
-        params, safe = self._envelope(command, parameters, dry_run, execution, caller)
-        response = self._exchange(self._method(), params, safe=safe)
+        params = self._envelope(command, parameters, dry_run, execution, caller)
+        method = self._method()
+        response = self._exchange(method, params, safe=declared_read(method, dry_run))
         if response.get("status") != "succeeded":
             raise error_from_response(response)
         return response
@@ -214,7 +225,7 @@ class Client:
         >>> client.call_tool("execute_kip", "{not json").response["error"]["code"]
         'InvalidRequestEnvelope'
         """
-        _check_tool_call(name, caller)
+        check_tool_call(name, caller)
         self._check_open(caller)
         if name not in TOOLS:
             raise ValueError(
@@ -230,10 +241,9 @@ class Client:
         except (TypeError, ValueError) as err:
             return ToolResult.from_response(_invalid_arguments(f"arguments{err}"))
         if self._readonly:
-            name = _READONLY_TOOL
-        safe = name == _READONLY_TOOL or (
-            isinstance(arguments, dict) and arguments.get("dry_run") is True
-        )
+            name = READONLY_TOOL
+        dry_run = arguments.get("dry_run") if isinstance(arguments, dict) else None
+        safe = declared_read(name, dry_run)
         return ToolResult.from_response(self._exchange(name, _tool_params(arguments), safe=safe))
 
     def execute_request(
@@ -249,7 +259,7 @@ class Client:
             anda.RemoteError: the exchange failed outside KIP.
             anda.NexusClosedError: the Client is closed.
         """
-        _check_bool("readonly", readonly)
+        check_bool("readonly", readonly)
         self._check_open(caller)
         if not isinstance(request, Mapping):
             raise TypeError(f"request must be a mapping, not {type(request).__name__}")
@@ -257,12 +267,8 @@ class Client:
             params = _to_json(request, 0)
         except (TypeError, ValueError) as err:
             raise type(err)(f"request{err}") from None
-        method = _READONLY_TOOL if readonly else self._method()
-        options = params.get("options")
-        safe = method == _READONLY_TOOL or (
-            isinstance(options, dict) and options.get("dry_run") is True
-        )
-        return self._exchange(method, params, safe=safe)
+        method = READONLY_TOOL if readonly else self._method()
+        return self._exchange(method, params, safe=declared_read(method, dry_run_option(params)))
 
     async def execute_request_async(
         self, request: Mapping[str, Any], *, readonly: bool = False, caller: str | None = None
@@ -330,7 +336,7 @@ class Client:
     # -- the wire --------------------------------------------------------------
 
     def _method(self) -> str:
-        return _READONLY_TOOL if self._readonly else "execute_kip"
+        return READONLY_TOOL if self._readonly else READ_WRITE_TOOL
 
     def _check_open(self, caller: object) -> None:
         if caller is not None:
@@ -349,12 +355,11 @@ class Client:
         dry_run: bool,
         execution: Execution | None,
         caller: str | None,
-    ) -> tuple[dict[str, Any], bool]:
-        """The KIP 2.0 request envelope for a Nexus-style call, and whether it cannot write."""
-        batch, mode = _normalise(command, execution, self._readonly)
-        _check_bool("dry_run", dry_run)
-        if caller is not None and not isinstance(caller, str):
-            raise TypeError(f"caller must be str or None, not {type(caller).__name__}")
+    ) -> dict[str, Any]:
+        """The KIP 2.0 request envelope for a Nexus-style call."""
+        batch, mode = normalise(command, execution, self._readonly)
+        check_bool("dry_run", dry_run)
+        check_caller(caller)
         self._check_open(caller)
         if isinstance(batch, str):
             operations = [{"command": _text(batch, "command")}]
@@ -375,7 +380,7 @@ class Client:
             envelope["parameters"] = _parameters(parameters, "parameters")
         if dry_run:
             envelope["options"] = {"dry_run": True}
-        return envelope, self._readonly or dry_run
+        return envelope
 
     def _exchange(self, method: str, params: Any, *, safe: bool) -> dict[str, Any]:
         """Sends one call, re-sending only when that is safe; returns the KIP response."""
@@ -560,43 +565,6 @@ def _tool_params(arguments: Any) -> Any:
 
 
 _TOOL_FIELDS = frozenset({"command", "operations", "execution", "read", "parameters", "dry_run"})
-
-
-def failure(
-    code: str,
-    category: str,
-    message: str,
-    *,
-    retry: str,
-    hint: str | None = None,
-    status: str = "failed",
-) -> dict[str, Any]:
-    """A KIP response envelope for one error, shaped as the engine shapes its own."""
-    error: dict[str, Any] = {"code": code, "category": category, "message": message}
-    if hint is not None:
-        error["hint"] = hint
-    error["retry"] = {"class": retry}
-    if status == "outcome_unknown":
-        # Nothing is known per operation, so there are no results to report.
-        return {"kip": _anda.KIP_VERSION, "status": status, "results": [], "error": error}
-    return {
-        "kip": _anda.KIP_VERSION,
-        "status": status,
-        "results": [{"status": "failed", "error": error}],
-        "error": error,
-    }
-
-
-def invalid_envelope(message: str) -> dict[str, Any]:
-    """An ``InvalidRequestEnvelope`` failure."""
-    return failure(
-        "InvalidRequestEnvelope",
-        "protocol",
-        message,
-        retry="requires_different_input",
-        hint="Send params as a KIP 2.0 request envelope: "
-        '{"kip": "2.0", "operations": [{"command": "..."}]}.',
-    )
 
 
 def _invalid_arguments(detail: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from anda import _anda
+from anda._calls import check_bool, check_caller, check_tool_call, normalise
 from anda._capsules import (
     DEFAULT_SPACE,
     Capsule,
@@ -50,7 +51,6 @@ Execution = Literal["sequence", "independent", "atomic"]
 #: How callers are bound to memory: one shared memory, or one per caller.
 Tenancy = Literal["shared", "per_caller"]
 
-_EXECUTIONS = ("sequence", "independent", "atomic")
 _TENANCIES = ("shared", "per_caller")
 
 
@@ -180,10 +180,10 @@ class Nexus:
                 raise StoreError(f"no store to open read-only at {path!r}")
         if not isinstance(name, str):
             raise TypeError(f"name must be str, not {type(name).__name__}")
-        _check_bool("readonly", readonly)
+        check_bool("readonly", readonly)
         if tenancy not in _TENANCIES:
             raise ValueError(f"tenancy must be one of {_TENANCIES}, not {tenancy!r}")
-        _check_bool("verify", verify)
+        check_bool("verify", verify)
         packages = package_sources(schema_packages)
         if packages and readonly is True:
             raise ValueError("schema_packages need a writable store; open it without readonly")
@@ -283,9 +283,9 @@ class Nexus:
         >>> found["results"][0]["result"]
         ['Grace Hopper']
         """
-        batch, mode = _normalise(command, execution, self._native.readonly)
-        _check_bool("dry_run", dry_run)
-        _check_caller(caller)
+        batch, mode = normalise(command, execution, self._native.readonly)
+        check_bool("dry_run", dry_run)
+        check_caller(caller)
         response = self._native.execute(batch, parameters, dry_run, mode, caller)
         return _checked(response)
 
@@ -311,9 +311,9 @@ class Nexus:
         >>> asyncio.run(main())
         'succeeded'
         """
-        batch, mode = _normalise(command, execution, self._native.readonly)
-        _check_bool("dry_run", dry_run)
-        _check_caller(caller)
+        batch, mode = normalise(command, execution, self._native.readonly)
+        check_bool("dry_run", dry_run)
+        check_caller(caller)
         response = await _awaited(
             lambda reply: self._native.execute_async(
                 batch, parameters, dry_run, mode, caller, reply
@@ -366,7 +366,7 @@ class Nexus:
         ...     nexus.bulk_write(rows)
         BulkResult(operations=450, transactions=2)
         """
-        _check_caller(caller)
+        check_caller(caller)
         native = self._native
 
         def commit(chunk: list[Write]) -> None:
@@ -411,7 +411,7 @@ class Nexus:
         >>> written.is_error, refused.is_error, refused.error["code"]
         (False, True, 'ReadonlyViolation')
         """
-        _check_tool_call(name, caller)
+        check_tool_call(name, caller)
         return ToolResult.from_response(self._native.call_tool(name, arguments, caller))
 
     async def call_tool_async(
@@ -428,7 +428,7 @@ class Nexus:
         >>> asyncio.run(main()).is_error
         False
         """
-        _check_tool_call(name, caller)
+        check_tool_call(name, caller)
         response = await _awaited(
             lambda reply: self._native.call_tool_async(name, arguments, caller, reply)
         )
@@ -468,8 +468,8 @@ class Nexus:
         >>> response["request_id"], response["status"]
         ('r-1', 'succeeded')
         """
-        _check_bool("readonly", readonly)
-        _check_caller(caller)
+        check_bool("readonly", readonly)
+        check_caller(caller)
         response: dict[str, Any] = self._native.execute_envelope(request, readonly, caller)
         return response
 
@@ -477,8 +477,8 @@ class Nexus:
         self, request: Mapping[str, Any], *, readonly: bool = False, caller: str | None = None
     ) -> dict[str, Any]:
         """:meth:`execute_request` for ``asyncio``: same arguments, same result."""
-        _check_bool("readonly", readonly)
-        _check_caller(caller)
+        check_bool("readonly", readonly)
+        check_caller(caller)
         response: dict[str, Any] = await _awaited(
             lambda reply: self._native.execute_envelope_async(request, readonly, caller, reply)
         )
@@ -542,7 +542,7 @@ class Nexus:
         ('1.0.0', 'succeeded')
         """
         source = package_source(package)
-        _check_bool("activate", activate)
+        check_bool("activate", activate)
         self._refuse_if_readonly("install a schema package")
         return _result(self._native.install_schema_packages([source], activate))
 
@@ -634,7 +634,7 @@ class Nexus:
         (True, {'concept': 1}, [['Ada', None]])
         """
         text = capsule_text(capsule)
-        _check_bool("dry_run", dry_run)
+        check_bool("dry_run", dry_run)
         if dry_run:
             response = self.execute_kip(
                 "PREVIEW IMPORT CAPSULE :capsule INTO :space",
@@ -723,17 +723,6 @@ def _has_entries(path: str) -> bool:
             return any(True for _ in entries)
     except OSError:
         return False
-
-
-def _check_caller(caller: object) -> None:
-    if caller is not None and not isinstance(caller, str):
-        raise TypeError(f"caller must be str or None, not {type(caller).__name__}")
-
-
-def _check_tool_call(name: object, caller: object) -> None:
-    if not isinstance(name, str):
-        raise TypeError(f"name must be str, not {type(name).__name__}")
-    _check_caller(caller)
 
 
 async def _awaited(start: Callable[[_anda._Reply], _anda.NativeTask]) -> Any:
@@ -840,43 +829,6 @@ def _inbox(loop: asyncio.AbstractEventLoop) -> _Inbox | None:
             inbox = None
         _inboxes[loop] = inbox
         return inbox
-
-
-def _check_bool(name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be bool, not {type(value).__name__}")
-
-
-def _normalise(
-    command: object, execution: str | None, readonly: bool
-) -> tuple[str | list[tuple[str, Any]], str | None]:
-    """Checks the call's shape: one command, or a batch as (command, parameters) pairs."""
-    if execution is not None and execution not in _EXECUTIONS:
-        raise ValueError(f"execution must be one of {_EXECUTIONS} or None, not {execution!r}")
-    if isinstance(command, str):
-        return command, execution
-    if isinstance(command, (bytes, bytearray, memoryview)):
-        raise TypeError("command must be str (decode bytes first), not " + type(command).__name__)
-    if not isinstance(command, Sequence):
-        raise TypeError(
-            "command must be a str or a sequence of commands, not " + type(command).__name__
-        )
-    if not command:
-        raise ValueError("a batch needs at least one command")
-    batch: list[tuple[str, Any]] = []
-    for index, item in enumerate(command):
-        if isinstance(item, str):
-            batch.append((item, None))
-        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
-            batch.append(item)
-        else:
-            raise TypeError(
-                f"commands[{index}] must be a str or a (command, parameters) tuple, "
-                f"not {type(item).__name__}"
-            )
-    if execution is None and len(batch) > 1 and not readonly:
-        execution = "sequence"
-    return batch, execution
 
 
 def _result(response: dict[str, Any]) -> dict[str, Any]:

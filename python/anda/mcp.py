@@ -58,6 +58,7 @@ except ImportError as _err:  # a missing (or 1.x) SDK; trouble elsewhere raises 
     raise ImportError("anda.mcp needs the MCP SDK (mcp>=2.3,<3): pip install 'anda[mcp]'") from _err
 
 import anda
+from anda._calls import READ_WRITE_TOOL, READONLY_TOOL
 from anda._cli import add_store_arguments, open_from_arguments
 
 __all__ = [
@@ -96,14 +97,14 @@ _log = logging.getLogger(__name__)
 
 # Hints for hosts (MCP tool annotations): both tools only ever touch this memory.
 _ANNOTATIONS = {
-    "execute_kip": types.ToolAnnotations(
+    READ_WRITE_TOOL: types.ToolAnnotations(
         title="Execute KIP",
         read_only_hint=False,
         destructive_hint=True,
         idempotent_hint=False,
         open_world_hint=False,
     ),
-    "execute_kip_readonly": types.ToolAnnotations(
+    READONLY_TOOL: types.ToolAnnotations(
         title="Execute KIP (read-only)",
         read_only_hint=True,
         idempotent_hint=True,
@@ -212,7 +213,7 @@ def create_server(memory: anda.Memory, *, caller: Caller = None, name: str = "an
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         if params.name not in schemas:
-            hint = " (this memory is read-only)" if params.name == "execute_kip" else ""
+            hint = " (this memory is read-only)" if params.name == READ_WRITE_TOOL else ""
             known = ", ".join(sorted(schemas))
             return _error_result(f"Unknown tool: {params.name}{hint}; the tools are: {known}")
         arguments = {} if params.arguments is None else params.arguments

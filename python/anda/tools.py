@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from anda import _anda
+from anda._calls import check_bool
 from anda.errors import first_error
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ def definitions(readonly: bool = False) -> list[dict[str, Any]]:
     >>> anda.tools.definitions()[0]["parameters"]["type"]
     'object'
     """
-    return _anda.tool_definitions(_checked_bool("readonly", readonly))
+    return _anda.tool_definitions(check_bool("readonly", readonly))
 
 
 def openai(
@@ -199,7 +200,7 @@ def instructions(
     True
     """
     parts = [SELF_INSTRUCTIONS, KIP_RECALL_CARD, KIP_FORMATION_CARD, KIP_SYNTAX]
-    if _checked_bool("include_profile", include_profile):
+    if check_bool("include_profile", include_profile):
         parts.append(COGNITIVE_MEMORY_PROFILE)
     if nexus is not None:
         primer = nexus.execute_kip("DESCRIBE PRIMER", caller=caller)
@@ -342,9 +343,3 @@ def _reply(call: _Call, result: ToolResult) -> dict[str, Any]:
         "content": result.content,
         "is_error": result.is_error,
     }
-
-
-def _checked_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be bool, not {type(value).__name__}")
-    return value

@@ -25,8 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import anda
 from anda import mcp as anda_mcp
-from anda._client import _READONLY_TOOL, TOOLS, failure, invalid_envelope
-from anda.errors import AndaError, NexusClosedError
+from anda._calls import READONLY_TOOL, TOOLS, failure, invalid_envelope, may_write
+from anda.errors import AndaError, NexusClosedError, first_error
 from anda.server import _wire
 from anda.tools import ToolResult
 
@@ -159,7 +159,7 @@ async def _execute(
         method, arguments, envelope, request_id = _call(payload)
     except _wire.Refusal as refusal:
         return _answer(refusal.status, refusal.response)
-    writes = _wire.may_write(method, arguments, engine.readonly)
+    writes = may_write(method, arguments, engine.readonly)
     task = engine.start(method, arguments, caller, envelope=envelope)
     try:
         result = await asyncio.wait_for(asyncio.shield(task), timeout)
@@ -180,7 +180,7 @@ async def _execute(
         response = {**response, "request_id": request_id}
     status = _wire.response_status(response)
     if status >= 500:
-        error = _wire.first_error(response) or {}
+        error = first_error(response)
         _log.error("%s failed: %s: %s", method, error.get("code"), error.get("message"))
     return _answer(status, response)
 
@@ -236,7 +236,7 @@ class _Detached:
         """Runs a tool call, or with ``envelope`` a whole request envelope;
         the task's result is the response envelope."""
         if envelope:
-            readonly = name == _READONLY_TOOL
+            readonly = name == READONLY_TOOL
             return self._run(
                 self._memory.execute_request_async(arguments, readonly=readonly, caller=caller)
             )

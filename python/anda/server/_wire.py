@@ -2,15 +2,16 @@
 
 Three things live here, all free of the web framework: reading a request's
 ``params`` into the engine's tool arguments, the HTTP status of a KIP
-response, and the error envelopes the HTTP layer answers with itself.
+response, and the error envelopes the HTTP layer answers with itself (built
+with the shared core, :mod:`anda._calls`).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from anda._client import failure, invalid_envelope
+from anda._calls import failure, invalid_envelope
+from anda.errors import first_error
 
 _REQUEST_ID_MAX = 256
 
@@ -78,40 +79,6 @@ def _legacy(params: dict[str, Any]) -> dict[str, Any]:
     arguments["operations"] = params["commands"]
     arguments.setdefault("execution", {"mode": "sequence"})
     return arguments
-
-
-_READ_VERB = re.compile(r"\s*(FIND|SEARCH|DESCRIBE|LIST)\b", re.IGNORECASE)
-
-
-def may_write(method: str, arguments: dict[str, Any], readonly: bool) -> bool:
-    """Whether a call could change state: when its answer is lost, a write's
-    outcome is unknown, while a read may simply be sent again.
-
-    Errs towards "may write": only commands that start with a read verb
-    count as reads.
-
-    >>> may_write("execute_kip", {"command": "FIND(?p) WHERE { ?p {type: \\"Person\\"} }"}, False)
-    False
-    >>> may_write("execute_kip", {"operations": ["DESCRIBE PRIMER", "UPSERT ..."]}, False)
-    True
-    >>> may_write("execute_kip_readonly", {"command": "UPSERT ..."}, False)
-    False
-    """
-    options = arguments.get("options")
-    dry_run = arguments.get("dry_run") is True or (
-        isinstance(options, dict) and options.get("dry_run") is True
-    )
-    if readonly or method == "execute_kip_readonly" or dry_run:
-        return False
-    if "command" in arguments:
-        commands: list[Any] = [arguments["command"]]
-    else:
-        operations = arguments.get("operations")
-        commands = [
-            op.get("command") if isinstance(op, dict) else op
-            for op in (operations if isinstance(operations, list) else [None])
-        ]
-    return not all(isinstance(text, str) and _READ_VERB.match(text) for text in commands)
 
 
 # -- HTTP statuses (as anda_cognitive_nexus_server maps them) ------------------------
@@ -226,20 +193,9 @@ def response_status(response: dict[str, Any]) -> int:
         return 200
     if status == "partial":
         return 207
-    error = first_error(response)
-    return 500 if error is None else error_status(error)
-
-
-def first_error(response: dict[str, Any]) -> dict[str, Any] | None:
-    """The request-level error, else the first failed operation's."""
-    error = response.get("error")
-    if isinstance(error, dict):
-        return error
-    for result in response.get("results") or ():
-        error = result.get("error") if isinstance(result, dict) else None
-        if isinstance(error, dict):
-            return error
-    return None
+    # A failure without an error object is classified as the InternalError
+    # first_error stands in for it: a 500.
+    return error_status(first_error(response))
 
 
 # -- what the HTTP layer answers itself ---------------------------------------------
