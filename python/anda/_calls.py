@@ -1,5 +1,6 @@
 """The rules of a call that every door shares: the tools' names, argument
-checks, batch normalisation, error envelopes, and whether a call may write.
+checks, batch normalisation, error envelopes, whether a call may write, and
+where a response keeps the primer.
 
 Every memory (``Nexus``, ``Client``) and every door (the LLM tools, MCP, the
 server, the command line) imports these from here; this module imports no
@@ -10,9 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anda import _anda
+
+if TYPE_CHECKING:
+    from anda._memory import Memory
 
 #: The tool that reads and writes.
 READ_WRITE_TOOL = "execute_kip"
@@ -22,6 +26,8 @@ READONLY_TOOL = "execute_kip_readonly"
 TOOLS = (READ_WRITE_TOOL, READONLY_TOOL)
 #: How the operations of a batch relate to one another (see ``anda.Execution``).
 EXECUTIONS = ("sequence", "independent", "atomic")
+#: The META command whose result says what a memory holds now.
+DESCRIBE_PRIMER = "DESCRIBE PRIMER"
 
 # -- argument checks ----------------------------------------------------------------
 
@@ -193,3 +199,29 @@ def invalid_envelope(message: str) -> dict[str, Any]:
         hint="Send params as a KIP 2.0 request envelope: "
         '{"kip": "2.0", "operations": [{"command": "..."}]}.',
     )
+
+
+# -- the primer ---------------------------------------------------------------------
+
+
+def primer_of(response: dict[str, Any]) -> dict[str, Any]:
+    """The primer in a succeeded ``DESCRIBE PRIMER`` response: what the
+    memory holds (``contents``), its ``space`` and its schema."""
+    primer: dict[str, Any] = response["results"][0]["result"]
+    return primer
+
+
+def read_primer(memory: Memory, *, caller: str | None = None) -> dict[str, Any]:
+    """The memory's live primer, as ``caller`` sees it; raises ``KipError``.
+
+    >>> import anda
+    >>> with anda.Nexus() as nexus:
+    ...     "contents" in read_primer(nexus)
+    True
+    """
+    return primer_of(memory.execute_kip(DESCRIBE_PRIMER, caller=caller))
+
+
+async def read_primer_async(memory: Memory, *, caller: str | None = None) -> dict[str, Any]:
+    """:func:`read_primer` for ``asyncio``."""
+    return primer_of(await memory.execute_kip_async(DESCRIBE_PRIMER, caller=caller))

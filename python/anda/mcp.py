@@ -58,7 +58,7 @@ except ImportError as _err:  # a missing (or 1.x) SDK; trouble elsewhere raises 
     raise ImportError("anda.mcp needs the MCP SDK (mcp>=2.3,<3): pip install 'anda[mcp]'") from _err
 
 import anda
-from anda._calls import READ_WRITE_TOOL, READONLY_TOOL
+from anda._calls import READ_WRITE_TOOL, READONLY_TOOL, read_primer_async
 from anda._cli import add_store_arguments, open_from_arguments
 
 __all__ = [
@@ -245,12 +245,9 @@ def create_server(memory: anda.Memory, *, caller: Caller = None, name: str = "an
             text, mime_type = anda.tools.instructions(), "text/markdown"
         elif uri == PRIMER_URI:
             try:
-                response = await memory.execute_kip_async(
-                    "DESCRIBE PRIMER", caller=await resolve_caller(ctx)
-                )
+                primer = await read_primer_async(memory, caller=await resolve_caller(ctx))
             except anda.KipError as err:
                 raise _primer_error(err) from err
-            primer = response["results"][0]["result"]
             text = json.dumps(primer, ensure_ascii=False, indent=2)
             mime_type = "application/json"
         else:

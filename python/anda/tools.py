@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from anda import _anda
-from anda._calls import check_bool
+from anda._calls import check_bool, read_primer
 from anda.errors import first_error
 
 if TYPE_CHECKING:
@@ -203,10 +203,9 @@ def instructions(
     if check_bool("include_profile", include_profile):
         parts.append(COGNITIVE_MEMORY_PROFILE)
     if nexus is not None:
-        primer = nexus.execute_kip("DESCRIBE PRIMER", caller=caller)
         parts.append(
             "# Your memory now (live DESCRIBE PRIMER)\n\n```json\n"
-            + json.dumps(primer["results"][0]["result"], ensure_ascii=False, indent=2)
+            + json.dumps(read_primer(nexus, caller=caller), ensure_ascii=False, indent=2)
             + "\n```\n"
         )
     return "\n\n".join(part.strip() for part in parts) + "\n"
