@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.resources
 import re
 
+import pytest
+
 import anda
 from conftest import run_python
 
@@ -56,8 +58,14 @@ def test_every_public_callable_has_a_docstring_with_an_example() -> None:
         anda.Nexus.close,
         anda.Nexus.flush,
         anda.execute_kip,
+        anda.default_memory,
         anda.default_nexus,
         anda.KipError,
     ):
         assert obj.__doc__, obj
         assert ">>> " in obj.__doc__, obj
+
+
+def test_default_nexus_is_a_deprecated_name_of_default_memory() -> None:
+    with pytest.warns(DeprecationWarning, match="default_memory"):
+        assert anda.default_nexus() is anda.default_memory()

@@ -17,7 +17,16 @@ from anda._client import Client
 from anda._copy import CopyResult, copy_store
 from anda._location import open_memory
 from anda._memory import Memory
-from anda._nexus import Command, Execution, Nexus, Tenancy, VerifyReport, default_nexus, execute_kip
+from anda._nexus import (
+    Command,
+    Execution,
+    Nexus,
+    Tenancy,
+    VerifyReport,
+    default_memory,
+    default_nexus,
+    execute_kip,
+)
 from anda.errors import (
     AndaError,
     CorruptStoreError,
@@ -38,6 +47,7 @@ from anda.errors import (
     KipTransactionError,
     KipTransportError,
     NexusClosedError,
+    OutcomeUnknownError,
     RemoteError,
     ServerUnreachableError,
     StoreError,
@@ -118,6 +128,7 @@ __all__ = [
     "Memory",
     "Nexus",
     "NexusClosedError",
+    "OutcomeUnknownError",
     "RemoteError",
     "SchemaPackage",
     "ServerUnreachableError",
@@ -129,6 +140,7 @@ __all__ = [
     "bulk",
     "caller_principal",
     "copy_store",
+    "default_memory",
     "default_nexus",
     "execute_kip",
     "open_memory",

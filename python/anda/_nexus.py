@@ -40,6 +40,7 @@ __all__ = [
     "Nexus",
     "Tenancy",
     "VerifyReport",
+    "default_memory",
     "default_nexus",
     "execute_kip",
 ]
@@ -855,15 +856,16 @@ _default_lock = threading.Lock()
 _default: Nexus | Client | None = None
 
 
-def default_nexus() -> Nexus | Client:
+def default_memory() -> Nexus | Client:
     """The process-wide memory behind :func:`anda.execute_kip`, created on first use.
 
     In memory, or the location named by the ``ANDA_DB`` environment variable
     if it is set: a directory, or a server's ``http(s)://`` URL (its key in
-    ``ANDA_API_KEY``). If it was closed, the next use opens it again.
+    ``ANDA_API_KEY``), which gives an :class:`anda.Client`. If it was closed,
+    the next use opens it again.
 
     >>> import anda
-    >>> anda.default_nexus() is anda.default_nexus()
+    >>> anda.default_memory() is anda.default_memory()
     True
     """
     global _default
@@ -875,6 +877,26 @@ def default_nexus() -> Nexus | Client:
         return _default
 
 
+def default_nexus() -> Nexus | Client:
+    """Deprecated: the old name of :func:`default_memory`, which may be an
+    :class:`anda.Client` rather than a Nexus. Warns, then returns it.
+
+    >>> import anda, warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", DeprecationWarning)
+    ...     anda.default_nexus() is anda.default_memory()
+    True
+    """
+    import warnings
+
+    warnings.warn(
+        "anda.default_nexus() is deprecated: call anda.default_memory()",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return default_memory()
+
+
 def execute_kip(
     command: str,
     parameters: Mapping[str, Any] | None = None,
@@ -882,7 +904,7 @@ def execute_kip(
     *,
     caller: str | None = None,
 ) -> dict[str, Any]:
-    """Runs a KIP command on the process-wide default store (see :func:`default_nexus`).
+    """Runs a KIP command on the process-wide default store (see :func:`default_memory`).
 
     The same call as :meth:`Nexus.execute_kip`.
 
@@ -890,7 +912,7 @@ def execute_kip(
     >>> anda.execute_kip("DESCRIBE PRIMER")["status"]
     'succeeded'
     """
-    return default_nexus().execute_kip(command, parameters, dry_run, caller=caller)
+    return default_memory().execute_kip(command, parameters, dry_run, caller=caller)
 
 
 @atexit.register
