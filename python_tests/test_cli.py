@@ -96,3 +96,22 @@ def test_load_stops_at_a_bad_line_and_says_where_to_resume(tmp_path: Path) -> No
     proc = _cli("load", "--db", str(store), stdin="{not json")
     assert proc.returncode == 1
     assert "line 1 is not JSON" in proc.stderr
+
+
+def test_a_reader_that_stops_early_ends_it_quietly() -> None:
+    """As `python -m anda 'DESCRIBE PRIMER' | head -c 600`: no traceback when
+    the pipe closes. The read end is closed before the command writes, so
+    the write always meets a closed pipe."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anda", "DESCRIBE PRIMER"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == 141
+    assert stderr == ""

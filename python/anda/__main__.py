@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -121,5 +122,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+# What a shell reports for a command that SIGPIPE ended (128 + 13), as it
+# ends `cat` or `yes` when their reader goes away.
+_BROKEN_PIPE_STATUS = 141
+
+
+def _main_in_a_pipeline() -> int:
+    """:func:`main`, quiet when the reader of its output stops early
+    (``python -m anda 'DESCRIBE PRIMER' | head -c 600``)."""
+    try:
+        status = main()
+        sys.stdout.flush()  # a reader gone surfaces here, not in the flush at exit
+    except BrokenPipeError:
+        # The recipe of Python's `signal` docs: stdout to devnull, so the
+        # flush at exit cannot fail again and print a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return _BROKEN_PIPE_STATUS
+    return status
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main_in_a_pipeline())
