@@ -43,6 +43,7 @@ __all__ = [
     "KipTransactionError",
     "KipTransportError",
     "NexusClosedError",
+    "OutcomeUnknownError",
     "RemoteError",
     "ServerUnreachableError",
     "StoreError",
@@ -70,6 +71,18 @@ class CorruptStoreError(StoreError):
     Raised when a store is opened with documents the engine had to skip, and
     by ``Nexus(path, verify=True)``; :meth:`anda.Nexus.verify` and
     ``python -m anda check`` list every problem.
+    """
+
+
+class OutcomeUnknownError(StoreError):
+    """A call's writes may or may not be durable: the store could not sync them.
+
+    The engine took the writes, but making them durable on disk failed (an
+    fsync error, a disk that filled or turned read-only under the journal),
+    so whether they survive is unknown. The store then refuses every further
+    call with this error until it is closed and opened again; reopening
+    replays exactly what reached the disk. Read the state back before
+    writing again.
     """
 
 

@@ -96,6 +96,7 @@ async fn write_amplification(dir: PathBuf, sizes: &[usize]) -> Value {
                 .write_all(&chunk, false, &caller)
                 .await
                 .expect("combines");
+            store.acknowledge().await.expect("acknowledged");
             assert!(
                 response.error.is_none(),
                 "load failed: {:?}",
@@ -111,6 +112,7 @@ async fn write_amplification(dir: PathBuf, sizes: &[usize]) -> Value {
                 .write_all(&[write(format!("single-{size}-{i}"))], false, &caller)
                 .await
                 .expect("combines");
+            store.acknowledge().await.expect("acknowledged");
             nanos.push(started.elapsed().as_nanos() as u64);
             assert!(
                 response.error.is_none(),
@@ -205,6 +207,7 @@ async fn run(workload: &Value) {
             .write_all(&writes, false, &Principal::anonymous())
             .await
             .expect("the writes combine");
+        store.acknowledge().await.expect("acknowledged");
         assert_eq!(
             serde_json::to_value(response.status).unwrap(),
             json!("succeeded"),
@@ -261,6 +264,7 @@ async fn run(workload: &Value) {
 /// values; the native side's equivalent is the serialised response.
 async fn answer(store: &EmbeddedNexus, call: KipArgs) -> Value {
     let response = store.execute(call, false, &Principal::anonymous()).await;
+    store.acknowledge().await.expect("acknowledged");
     serde_json::to_value(&response).expect("response encodes")
 }
 

@@ -111,7 +111,8 @@ impl CopyDestination {
         match cleared {
             Ok(()) => Ok(destination),
             Err(err) => {
-                destination.release().await;
+                // The refusal is the error to report, not how the location was let go.
+                let _ = destination.release().await;
                 Err(err)
             }
         }
@@ -143,10 +144,17 @@ impl CopyDestination {
             .map_err(|err| StoreError::Engine(format!("{}: cannot write {key}: {err}", self.place)))
     }
 
-    /// Lets the location go (a bucket's lease now; a directory's lock with `self`).
-    pub async fn release(self) {
+    /// Makes what was written durable and lets the location go (a bucket's
+    /// lease now; a directory's lock with `self`, its journal checkpointed
+    /// into the directory first).
+    pub async fn release(self) -> Result<(), StoreError> {
+        let written = match &self.storage.journal {
+            Some(journal) => journal.close().await,
+            None => Ok(()),
+        };
         if let Some(lease) = &self.storage.lease {
             lease.release().await;
         }
+        written
     }
 }

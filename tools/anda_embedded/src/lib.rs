@@ -12,6 +12,7 @@ mod bulk;
 mod caller;
 mod copy;
 mod damage;
+mod journal;
 mod layout;
 mod lease;
 mod lock;
@@ -26,7 +27,7 @@ use anda_engine::memory::{KipArgs, MemoryManagement};
 use anda_kip::{KipError, Request, Response, execute_request, execute_request_readonly};
 use anda_object_store::{MetaStoreBuilder, fault::FaultStore};
 pub use candid::Principal;
-use object_store::{ObjectStore, local::LocalFileSystem, memory::InMemory};
+use object_store::{ObjectStore, memory::InMemory};
 use std::{fmt, path::PathBuf, sync::Arc, time::Duration};
 
 pub use anda_engine::memory::KipOperation;
@@ -34,6 +35,7 @@ pub use anda_kip::{Execution, ExecutionMode, KIP_VERSION, Operation};
 pub use bulk::{BulkError, WriteCommand, combine as combine_writes};
 pub use caller::caller_principal;
 pub use copy::{CopyDestination, StoredObject};
+pub use journal::{FILE_NAME as JOURNAL_FILE_NAME, unreplayed_bytes};
 use lock::DirectoryLock;
 pub use tools::{ToolName, agent_texts, invalid_arguments, tool_definition};
 pub use verify::{Problem, Report as VerifyReport};
@@ -130,6 +132,12 @@ pub enum StoreError {
     /// The directory holds something that is not an anda store, or holds
     /// a store in a way anda refuses to write through (a symbolic link).
     NotAStore { path: PathBuf, detail: String },
+    /// Writes the engine took may or may not be durable: the journal could
+    /// not be synced. The store takes no more calls until it is reopened.
+    OutcomeUnknown(String),
+    /// The directory holds a journal a stopped process left, which only a
+    /// writable open replays.
+    Unreplayed { path: PathBuf, bytes: u64 },
 }
 
 impl fmt::Display for StoreError {
@@ -159,6 +167,19 @@ impl fmt::Display for StoreError {
             StoreError::NotAStore { path, detail } => {
                 write!(f, "refusing to use {} as a store: {detail}", path.display())
             }
+            StoreError::OutcomeUnknown(message) => {
+                write!(f, "the outcome of this call is unknown: {message}")
+            }
+            StoreError::Unreplayed { path, bytes } => write!(
+                f,
+                "the store directory {} holds an unreplayed journal ({} of {bytes} bytes): \
+                 writes acknowledged before its last process stopped are only there. Open it \
+                 once with anda, writable (for example `python -m anda --db {} \"DESCRIBE \
+                 PRIMER\"`), to replay it",
+                path.display(),
+                journal::FILE_NAME,
+                path.display()
+            ),
         }
     }
 }
@@ -223,6 +244,8 @@ pub struct EmbeddedNexus {
     name: String,
     faults: Option<FaultHandle>,
     lease: Option<lease::Lease>,
+    /// A directory store's journal: synced at every acknowledgement.
+    journal: Option<Arc<journal::Journal>>,
     // Held for as long as the store is open; released on drop.
     _lock: Option<DirectoryLock>,
 }
@@ -241,6 +264,7 @@ pub(crate) struct Storage {
     pub(crate) objects: Arc<dyn ObjectStore>,
     pub(crate) lease: Option<lease::Lease>,
     pub(crate) lock: Option<DirectoryLock>,
+    pub(crate) journal: Option<Arc<journal::Journal>>,
 }
 
 impl Storage {
@@ -253,6 +277,7 @@ impl Storage {
                 objects: Arc::new(InMemory::new()),
                 lease: None,
                 lock: None,
+                journal: None,
             },
             Location::Bucket(bucket) => {
                 let bucket::OpenedBucket {
@@ -287,6 +312,7 @@ impl Storage {
                     objects: Arc::new(guarded),
                     lease: Some(taken),
                     lock: None,
+                    journal: None,
                 }
             }
             Location::Directory(path) => {
@@ -296,21 +322,22 @@ impl Storage {
                 })?;
                 layout::check_directory(path)?;
                 let lock = DirectoryLock::acquire(path)?;
-                let local = LocalFileSystem::new_with_prefix(path)
-                    .map_err(|err| StoreError::Io {
-                        path: path.clone(),
-                        source: std::io::Error::other(err.to_string()),
-                    })?
-                    // A put is durable when it returns, as on a remote object store.
-                    .with_fsync(true);
+                // Every write goes to the journal and is durable at the next
+                // acknowledgement (journal/mod.rs).
+                let journal = journal::Journal::open(path, options.existing_only).await?;
                 // AndaDB commits with conditional puts, which a bare local file
                 // system does not offer; MetaStore adds them (the layout AndaDB's
                 // own local examples use).
-                let store = MetaStoreBuilder::new(local, META_CACHE_CAPACITY).build();
+                let store = MetaStoreBuilder::new(
+                    journal::JournalStore(journal.clone()),
+                    META_CACHE_CAPACITY,
+                )
+                .build();
                 Self {
                     objects: Arc::new(store),
                     lease: None,
                     lock: Some(lock),
+                    journal: Some(journal),
                 }
             }
         })
@@ -328,6 +355,7 @@ impl EmbeddedNexus {
             objects: object_store,
             lease,
             lock,
+            journal,
         } = Storage::acquire(&location, options).await?;
         if options.existing_only && location != Location::InMemory {
             let found = copy::holds_store(&object_store, &options.name).await;
@@ -354,10 +382,19 @@ impl EmbeddedNexus {
             (object_store, None)
         };
 
-        let connected = Self::connect(object_store.clone(), options).await;
+        let mut connected = Self::connect(object_store.clone(), options).await;
+        if let (Ok(_), Some(journal)) = (&connected, &journal) {
+            // Opening wrote the bootstrap; it is acknowledged like any call.
+            if let Err(err) = journal.sync().await {
+                connected = Err(err);
+            }
+        }
         let (memory, nexus) = match connected {
             Ok(parts) => parts,
             Err(err) => {
+                if let Some(journal) = &journal {
+                    journal.abandon();
+                }
                 // Free the store for the next opener now, not when the lease expires.
                 if let Some(lease) = &lease {
                     lease.release().await;
@@ -373,6 +410,7 @@ impl EmbeddedNexus {
             name: options.name.clone(),
             faults,
             lease,
+            journal,
             _lock: lock,
         })
     }
@@ -590,8 +628,29 @@ impl EmbeddedNexus {
     /// The lease of a bucket store is released; a directory's lock goes with
     /// the store when it is dropped.
     pub async fn release(&self) {
+        if let Some(journal) = &self.journal {
+            // Only what opening wrote, if anything; a failure leaves the
+            // journal for the next writable open to replay.
+            let _ = journal.close().await;
+        }
         if let Some(lease) = &self.lease {
             lease.release().await;
+        }
+    }
+
+    /// Makes every write so far durable: the end of each call that tells its
+    /// caller "done" (the executes, tool calls, bulk chunks, package installs,
+    /// capsule imports). On a directory store that is one sync of its
+    /// journal, shared by the calls that arrive meanwhile; other stores have
+    /// made each write durable already.
+    ///
+    /// Fails with [`StoreError::OutcomeUnknown`] when the sync fails: the
+    /// engine has taken the writes, the disk may not have them, and the
+    /// store refuses every further call until it is reopened.
+    pub async fn acknowledge(&self) -> Result<(), StoreError> {
+        match &self.journal {
+            Some(journal) => journal.sync().await,
+            None => Ok(()),
         }
     }
 
@@ -600,7 +659,8 @@ impl EmbeddedNexus {
         self.memory.tenancy()
     }
 
-    /// Writes everything pending to storage.
+    /// Writes everything pending to storage; a directory store's journal is
+    /// checkpointed into the directory.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.recover().await?;
         self.nexus
@@ -609,7 +669,14 @@ impl EmbeddedNexus {
             .flush()
             .await
             .map_err(|err| err.to_string())
-            .map_err(engine_error("flush failed"))
+            .map_err(engine_error("flush failed"))?;
+        match &self.journal {
+            Some(journal) => {
+                journal.sync().await?;
+                journal.checkpoint().await
+            }
+            None => Ok(()),
+        }
     }
 
     /// Recovers what a cancelled call left behind: a write aborted mid-commit
@@ -632,6 +699,10 @@ impl EmbeddedNexus {
             Ok(()) => self.nexus.close().await.map_err(|err| err.to_string()),
             Err(err) => Err(err.to_string()),
         };
+        if let Some(journal) = &self.journal {
+            // What the engine wrote before a failed close is kept as well.
+            journal.close().await?;
+        }
         let Some(lease) = &self.lease else {
             return closed.map_err(engine_error("close failed"));
         };

@@ -72,9 +72,11 @@ impl NativeCopyDestination {
     fn release(&self, py: Python<'_>) -> PyResult<()> {
         let held = self.held.clone();
         runtime::block_on(py, async move {
-            if let Some(destination) = held.lock().await.take() {
-                destination.release().await;
+            match held.lock().await.take() {
+                Some(destination) => destination.release().await,
+                None => Ok(()),
             }
-        })
+        })?
+        .map_err(errors::from_store_error)
     }
 }

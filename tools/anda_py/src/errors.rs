@@ -27,12 +27,14 @@ python_exception!(corrupt_store_error, "CorruptStoreError");
 python_exception!(closed_error, "NexusClosedError");
 python_exception!(forked_error, "ForkedProcessError");
 python_exception!(engine_panic_error, "EnginePanicError");
+python_exception!(outcome_unknown_error, "OutcomeUnknownError");
 
 /// A store that could not be opened, flushed or closed.
 pub fn from_store_error(err: StoreError) -> PyErr {
     match err {
         StoreError::Locked { .. } => store_locked_error(err.to_string()),
         StoreError::Corrupt(_) => corrupt_store_error(err.to_string()),
+        StoreError::OutcomeUnknown(_) => outcome_unknown_error(err.to_string()),
         StoreError::Schema(err) => kip_error(anda_kip::Response::from(*err)),
         StoreError::Config(message) => pyo3::exceptions::PyValueError::new_err(message),
         _ => store_error(err.to_string()),

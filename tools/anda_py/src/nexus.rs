@@ -541,7 +541,12 @@ impl NativeNexus {
         Fut: Future<Output = Result<Value, anda_kip::KipError>> + Send + 'static,
     {
         self.with_store(py, |nexus| async move {
-            Ok(match work(nexus).await {
+            let done = work(nexus.clone()).await;
+            nexus
+                .acknowledge()
+                .await
+                .map_err(errors::from_store_error)?;
+            Ok(match done {
                 Ok(result) => serde_json::json!({"status": "succeeded", "result": result}),
                 Err(err) => serde_json::to_value(Response::from(err)).map_err(encode_error)?,
             })
@@ -639,6 +644,8 @@ pub(crate) enum CallFailure {
     Damaged(Vec<Problem>),
     /// A write that cannot join the bulk transaction.
     Refused(BulkError),
+    /// The call's writes could not be acknowledged.
+    Store(StoreError),
     Encode(serde_json::Error),
 }
 
@@ -650,6 +657,7 @@ impl From<CallFailure> for PyErr {
                 errors::from_store_error(StoreError::Corrupt(problems))
             }
             CallFailure::Refused(err) => PyValueError::new_err((err.message, err.index)),
+            CallFailure::Store(err) => errors::from_store_error(err),
             CallFailure::Encode(err) => encode_error(err),
         }
     }
@@ -689,6 +697,7 @@ async fn respond(job: Job) -> Result<Response, CallFailure> {
             Err(response) => *response,
         },
     };
+    nexus.acknowledge().await.map_err(CallFailure::Store)?;
     // An answer the engine built by leaving damaged records out is wrong.
     match skipped::since(mark) {
         Some(problems) => Err(CallFailure::Damaged(problems)),

@@ -1,0 +1,200 @@
+//! Every change the journal makes to a store directory, in one place.
+//!
+//! The journal's appends and syncs and a checkpoint's files all go through
+//! [`Disk`], so that the power-cut harness (`tools/reliability/powercut.py`)
+//! can record them: with `ANDA_POWERCUT_TRACE` naming a file, each change is
+//! written there as one JSON line before it is made, and the harness builds
+//! the disk states a power cut could leave from that record.
+use std::{
+    fs::{self, File, OpenOptions},
+    io::{self, Write},
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
+
+/// Names the file a run's changes are recorded to (the power-cut harness).
+const TRACE_VARIABLE: &str = "ANDA_POWERCUT_TRACE";
+/// A file being written by a checkpoint: hidden from listings, which skip
+/// names ending in `#` and digits, as object_store's own staging files.
+const STAGING_SUFFIX: &str = "#0";
+
+pub(crate) struct Disk {
+    root: PathBuf,
+    trace: Option<Mutex<File>>,
+}
+
+impl Disk {
+    pub(crate) fn new(root: &Path) -> Self {
+        let trace = std::env::var_os(TRACE_VARIABLE).and_then(|path| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
+                .map(Mutex::new)
+        });
+        Self {
+            root: root.to_path_buf(),
+            trace,
+        }
+    }
+
+    /// Records one change (a JSON object's members) before it is made.
+    fn record(&self, members: std::fmt::Arguments<'_>) {
+        if let Some(trace) = &self.trace {
+            let mut trace = trace.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = writeln!(trace, "{{{members}}}");
+        }
+    }
+
+    fn relative<'a>(&self, path: &'a Path) -> std::borrow::Cow<'a, str> {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .to_string_lossy()
+    }
+
+    /// Opens `name` at the top of the directory for appending, creating it.
+    pub(crate) fn open_append(&self, name: &str) -> io::Result<File> {
+        self.record(format_args!(r#""op":"create","path":{name:?}"#));
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join(name))
+    }
+
+    /// Appends `bytes` at `offset`, the end of `file` (named `name`).
+    pub(crate) fn append(&self, file: &mut File, name: &str, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.record(format_args!(
+            r#""op":"write","path":{name:?},"offset":{offset},"data":"{}""#,
+            Hex(bytes)
+        ));
+        file.write_all(bytes)
+    }
+
+    pub(crate) fn sync_file(&self, file: &File, name: &str) -> io::Result<()> {
+        self.record(format_args!(r#""op":"fsync","path":{name:?}"#));
+        file.sync_data()
+    }
+
+    /// Makes a directory's entries (files created, renamed, removed) durable.
+    pub(crate) fn sync_directory(&self, dir: &Path) -> io::Result<()> {
+        self.record(format_args!(r#""op":"fsync_dir","path":{:?}"#, self.relative(dir)));
+        #[cfg(unix)]
+        File::open(dir)?.sync_all()?;
+        Ok(())
+    }
+
+    pub(crate) fn sync_root(&self) -> io::Result<()> {
+        self.sync_directory(&self.root.clone())
+    }
+
+    /// Replaces the file `key` (a path below the root) with `data`: written
+    /// beside it, then renamed over it. Durable at the next [`Self::sync_all`].
+    pub(crate) fn put(&self, key: &str, data: &[u8]) -> io::Result<()> {
+        let path = self.root.join(key);
+        let parent = path.parent().expect("a key names a file below the root");
+        self.create_directories(parent)?;
+        let staging = PathBuf::from(format!("{}{STAGING_SUFFIX}", path.display()));
+        let staged = self.relative(&staging).into_owned();
+        self.record(format_args!(r#""op":"create","path":{staged:?}"#));
+        let mut file = File::create(&staging)?;
+        self.record(format_args!(
+            r#""op":"write","path":{staged:?},"offset":0,"data":"{}""#,
+            Hex(data)
+        ));
+        file.write_all(data)?;
+        if !cfg!(target_os = "linux") {
+            file.sync_all()?;
+        }
+        self.record(format_args!(
+            r#""op":"rename","from":{staged:?},"path":{key:?}"#
+        ));
+        fs::rename(&staging, &path)?;
+        if !cfg!(target_os = "linux") {
+            self.sync_directory(parent)?;
+        }
+        Ok(())
+    }
+
+    fn create_directories(&self, dir: &Path) -> io::Result<()> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = dir.parent() {
+            self.create_directories(parent)?;
+        }
+        self.record(format_args!(r#""op":"mkdir","path":{:?}"#, self.relative(dir)));
+        match fs::create_dir(dir) {
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Removes the file `key` if it is there, and the directories it leaves
+    /// empty (a retired generation's): durable at the next [`Self::sync_all`].
+    pub(crate) fn delete(&self, key: &str) -> io::Result<()> {
+        let path = self.root.join(key);
+        self.record(format_args!(r#""op":"unlink","path":{key:?}"#));
+        match fs::remove_file(&path) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            other => other?,
+        }
+        let mut dir = path.parent();
+        while let Some(current) = dir.filter(|d| *d != self.root) {
+            if fs::read_dir(current)?.next().is_some() {
+                break;
+            }
+            self.record(format_args!(r#""op":"rmdir","path":{:?}"#, self.relative(current)));
+            fs::remove_dir(current)?;
+            if !cfg!(target_os = "linux") {
+                self.sync_directory(current.parent().unwrap_or(&self.root))?;
+            }
+            dir = current.parent();
+        }
+        if !cfg!(target_os = "linux") {
+            self.sync_directory(path.parent().unwrap_or(&self.root))?;
+        }
+        Ok(())
+    }
+
+    /// Removes `name` at the top of the directory, durably.
+    pub(crate) fn remove(&self, name: &str) -> io::Result<()> {
+        self.record(format_args!(r#""op":"unlink","path":{name:?}"#));
+        match fs::remove_file(self.root.join(name)) {
+            Ok(()) => self.sync_root(),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Makes every change since the last call durable: one `syncfs` on
+    /// Linux; the other systems synced each change as it was made.
+    pub(crate) fn sync_all(&self) -> io::Result<()> {
+        self.record(format_args!(r#""op":"syncfs""#));
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let dir = File::open(&self.root)?;
+            // SAFETY: `syncfs` only reads the descriptor, which `dir` keeps open.
+            if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks an acknowledgement in the record: the call that made it has
+    /// told its caller "done".
+    pub(crate) fn acknowledged(&self) {
+        self.record(format_args!(r#""op":"ack""#));
+    }
+}
+
+/// Bytes as lowercase hexadecimal, for the record.
+struct Hex<'a>(&'a [u8]);
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}

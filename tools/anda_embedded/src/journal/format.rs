@@ -1,0 +1,305 @@
+//! The journal file's bytes: what one group commit appends, and how a file
+//! left by a stopped process is read back.
+//!
+//! A file is a run of batches, each the operations one sync made durable:
+//!
+//! ```text
+//! "ANDJ" | sequence u64 | payload length u32 | payload crc32 | header crc32 | payload
+//! ```
+//!
+//! (little endian; the header checksum covers the 20 bytes before it). The
+//! payload is a run of operations, `1 | path length u32 | path | length u64 |
+//! bytes` for a put and `2 | path length u32 | path` for a delete.
+//!
+//! A batch is written only after the one before it was synced, so a power
+//! cut can damage the last batch alone. A damaged batch with a sound batch
+//! after it therefore means the disk lost synced bytes: that is refused,
+//! never read as the end of the journal.
+use bytes::{Buf, Bytes};
+
+const MAGIC: [u8; 4] = *b"ANDJ";
+/// The bytes before a batch's payload.
+pub(crate) const HEADER_LEN: usize = 24;
+const PUT: u8 = 1;
+const DELETE: u8 = 2;
+
+/// One backend operation, as it is replayed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Operation {
+    Put { path: String, data: Bytes },
+    Delete { path: String },
+}
+
+/// A batch being gathered: room for the header, then the operations.
+pub(crate) fn new_batch() -> Vec<u8> {
+    vec![0; HEADER_LEN]
+}
+
+/// Whether a batch from [`new_batch`] holds no operation yet.
+pub(crate) fn is_empty(batch: &[u8]) -> bool {
+    batch.len() <= HEADER_LEN
+}
+
+pub(crate) fn push_put(batch: &mut Vec<u8>, path: &str, data: &[u8]) {
+    push_path(batch, PUT, path);
+    batch.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    batch.extend_from_slice(data);
+}
+
+pub(crate) fn push_delete(batch: &mut Vec<u8>, path: &str) {
+    push_path(batch, DELETE, path);
+}
+
+fn push_path(batch: &mut Vec<u8>, kind: u8, path: &str) {
+    batch.push(kind);
+    batch.extend_from_slice(&(path.len() as u32).to_le_bytes());
+    batch.extend_from_slice(path.as_bytes());
+}
+
+/// Fills in the header of a gathered batch, making it ready to append.
+pub(crate) fn seal(batch: &mut [u8], sequence: u64) {
+    let payload_len = u32::try_from(batch.len() - HEADER_LEN).expect("a batch under 4 GiB");
+    let payload_crc = crc32fast::hash(&batch[HEADER_LEN..]);
+    batch[0..4].copy_from_slice(&MAGIC);
+    batch[4..12].copy_from_slice(&sequence.to_le_bytes());
+    batch[12..16].copy_from_slice(&payload_len.to_le_bytes());
+    batch[16..20].copy_from_slice(&payload_crc.to_le_bytes());
+    let header_crc = crc32fast::hash(&batch[0..20]);
+    batch[20..24].copy_from_slice(&header_crc.to_le_bytes());
+}
+
+/// What a journal file holds.
+#[derive(Debug, Default)]
+pub(crate) struct Journal {
+    /// The operations of every sound batch, in order.
+    pub operations: Vec<Operation>,
+    /// The last sound batch's sequence number.
+    pub last_sequence: Option<u64>,
+    /// Bytes past the last sound batch: a batch a power cut tore.
+    pub torn_bytes: u64,
+}
+
+/// A sound batch stands after a damaged one.
+#[derive(Debug)]
+pub(crate) struct Damaged {
+    /// Where the damaged batch starts.
+    pub offset: u64,
+    /// Where the sound batch after it starts.
+    pub sound_at: u64,
+}
+
+impl std::fmt::Display for Damaged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the journal is damaged at byte {} with sound records after it (at byte {}): \
+             acknowledged writes would be lost if it were cut there",
+            self.offset, self.sound_at
+        )
+    }
+}
+
+/// Reads a journal file: its sound batches, then either a torn tail (cut) or
+/// damage followed by sound batches (refused).
+pub(crate) fn read(file: Bytes) -> Result<Journal, Damaged> {
+    let mut journal = Journal::default();
+    let mut offset = 0usize;
+    while offset < file.len() {
+        match batch_at(&file, offset, journal.last_sequence.map(|s| s + 1)) {
+            Some((sequence, operations, next)) => {
+                journal.operations.extend(operations);
+                journal.last_sequence = Some(sequence);
+                offset = next;
+            }
+            None => {
+                if let Some(sound_at) = sound_batch_after(&file, offset) {
+                    return Err(Damaged {
+                        offset: offset as u64,
+                        sound_at: sound_at as u64,
+                    });
+                }
+                journal.torn_bytes = (file.len() - offset) as u64;
+                break;
+            }
+        }
+    }
+    Ok(journal)
+}
+
+/// The batch at `offset` if it is whole and sound (and carries `expected` as
+/// its sequence number, when given): its operations and where the next starts.
+fn batch_at(
+    file: &Bytes,
+    offset: usize,
+    expected: Option<u64>,
+) -> Option<(u64, Vec<Operation>, usize)> {
+    let header = file.get(offset..offset.checked_add(HEADER_LEN)?)?;
+    if header[0..4] != MAGIC {
+        return None;
+    }
+    let word = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
+    if crc32fast::hash(&header[0..20]) != word(20) {
+        return None;
+    }
+    let sequence = u64::from_le_bytes(header[4..12].try_into().expect("8 bytes"));
+    if expected.is_some_and(|expected| expected != sequence) {
+        return None;
+    }
+    let start = offset + HEADER_LEN;
+    let end = start.checked_add(word(12) as usize)?;
+    if end > file.len() || crc32fast::hash(&file[start..end]) != word(16) {
+        return None;
+    }
+    let operations = operations(file.slice(start..end))?;
+    Some((sequence, operations, end))
+}
+
+/// The first sound batch starting after `offset`, found by its magic.
+fn sound_batch_after(file: &Bytes, offset: usize) -> Option<usize> {
+    let mut from = offset + 1;
+    while let Some(found) = file
+        .get(from..)?
+        .windows(MAGIC.len())
+        .position(|window| window == MAGIC)
+    {
+        let at = from + found;
+        if batch_at(file, at, None).is_some() {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+fn operations(mut payload: Bytes) -> Option<Vec<Operation>> {
+    let mut operations = Vec::new();
+    while payload.has_remaining() {
+        let kind = payload.try_get_u8().ok()?;
+        let path_len = payload.try_get_u32_le().ok()? as usize;
+        if payload.remaining() < path_len {
+            return None;
+        }
+        let path = String::from_utf8(payload.split_to(path_len).to_vec()).ok()?;
+        operations.push(match kind {
+            PUT => {
+                let len = usize::try_from(payload.try_get_u64_le().ok()?).ok()?;
+                if payload.remaining() < len {
+                    return None;
+                }
+                Operation::Put {
+                    path,
+                    data: payload.split_to(len),
+                }
+            }
+            DELETE => Operation::Delete { path },
+            _ => return None,
+        });
+    }
+    Some(operations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(sequence: u64, puts: &[(&str, &[u8])], deletes: &[&str]) -> Vec<u8> {
+        let mut batch = new_batch();
+        for (path, data) in puts {
+            push_put(&mut batch, path, data);
+        }
+        for path in deletes {
+            push_delete(&mut batch, path);
+        }
+        seal(&mut batch, sequence);
+        batch
+    }
+
+    fn three_batches() -> (Vec<u8>, [usize; 3]) {
+        let first = batch(7, &[("meta/a", b"one"), ("gen/a/1", b"payload")], &[]);
+        let second = batch(8, &[("meta/a", b"two")], &["gen/a/1"]);
+        let third = batch(9, &[("meta/b", b"three")], &[]);
+        let starts = [0, first.len(), first.len() + second.len()];
+        (
+            [first, second, third].concat(),
+            [starts[0], starts[1], starts[2]],
+        )
+    }
+
+    #[test]
+    fn batches_read_back_in_order() {
+        let (file, _) = three_batches();
+        let journal = read(Bytes::from(file)).unwrap();
+        assert_eq!(journal.last_sequence, Some(9));
+        assert_eq!(journal.torn_bytes, 0);
+        assert_eq!(
+            journal.operations,
+            vec![
+                Operation::Put {
+                    path: "meta/a".into(),
+                    data: Bytes::from_static(b"one")
+                },
+                Operation::Put {
+                    path: "gen/a/1".into(),
+                    data: Bytes::from_static(b"payload")
+                },
+                Operation::Put {
+                    path: "meta/a".into(),
+                    data: Bytes::from_static(b"two")
+                },
+                Operation::Delete {
+                    path: "gen/a/1".into()
+                },
+                Operation::Put {
+                    path: "meta/b".into(),
+                    data: Bytes::from_static(b"three")
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_torn_last_batch_is_cut_at_every_length() {
+        let (file, starts) = three_batches();
+        for len in starts[2]..file.len() {
+            let journal = read(Bytes::copy_from_slice(&file[..len])).unwrap();
+            assert_eq!(journal.last_sequence, Some(8), "cut at {len}");
+            assert_eq!(journal.torn_bytes as usize, len - starts[2]);
+        }
+    }
+
+    #[test]
+    fn damage_to_the_last_batch_is_a_torn_tail() {
+        let (mut file, starts) = three_batches();
+        file[starts[2] + HEADER_LEN + 2] ^= 0x40;
+        let journal = read(Bytes::from(file)).unwrap();
+        assert_eq!(journal.last_sequence, Some(8));
+    }
+
+    #[test]
+    fn damage_before_a_sound_batch_is_refused() {
+        let (file, starts) = three_batches();
+        // Every byte of the first two batches, flipped or zeroed in turn.
+        for at in 0..starts[2] {
+            for damage in [|b: u8| b ^ 0x01, |_| 0u8] {
+                let mut damaged = file.clone();
+                if damaged[at] == damage(damaged[at]) {
+                    continue;
+                }
+                damaged[at] = damage(damaged[at]);
+                let err = read(Bytes::from(damaged)).unwrap_err();
+                assert!(err.offset as usize <= at, "byte {at}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_stale_batch_with_the_wrong_sequence_ends_the_journal() {
+        let mut file = batch(3, &[("meta/a", b"x")], &[]);
+        file.extend(batch(3, &[("meta/a", b"y")], &[]));
+        let second = file.len() / 2;
+        let journal = read(Bytes::from(file)).unwrap();
+        assert_eq!(journal.last_sequence, Some(3));
+        assert_eq!(journal.operations.len(), 1);
+        assert_eq!(journal.torn_bytes as usize, second);
+    }
+}

@@ -1,0 +1,466 @@
+//! A write-ahead journal beneath a directory store's sidecar layout.
+//!
+//! AndaDB writes one commit as some seventy objects, and a directory store
+//! used to make each durable on its own: a file fsync and a directory fsync
+//! per object, hundreds per commit. Here every backend operation (a put or a
+//! delete, as MetaStore issues them) is held in memory, where reads and
+//! listings see it first, and gathered into the next batch of one journal
+//! file. A call that tells its caller "done" ends in [`Journal::sync`]: the
+//! batch is appended and made durable with one `fdatasync`, and calls that
+//! arrive meanwhile share the next one (group commit).
+//!
+//! Files reach the directory only at a checkpoint, after the journal holding
+//! them is durable: when the journal passes [`CHECKPOINT_BYTES`], every
+//! [`CHECKPOINT_INTERVAL`] while it holds anything, and at close. An object
+//! written and then replaced or deleted in between never reaches it. The
+//! checkpoint writes each object's latest state, syncs them, then removes
+//! the journal. A process that stops before that leaves the journal behind,
+//! and the next open replays it into the directory before AndaDB reads
+//! anything: the durable state is always a prefix of the operations, which is
+//! what AndaDB's own recovery expects of a store that stopped mid-commit.
+mod disk;
+mod format;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use crate::StoreError;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use disk::Disk;
+use format::Operation;
+use object_store::{local::LocalFileSystem, path::Path};
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    path::PathBuf,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+pub(crate) use store::JournalStore;
+
+/// The journal's file, at the top of the store directory.
+pub const FILE_NAME: &str = "anda.journal";
+/// A journal past this size is checkpointed at the next acknowledgement.
+const CHECKPOINT_BYTES: u64 = 32 << 20;
+/// How often a journal holding anything is checkpointed in the background.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// An object's state in memory, until a checkpoint puts it in the directory.
+#[derive(Clone, Debug)]
+pub(crate) struct Stored {
+    pub data: Bytes,
+    pub modified: DateTime<Utc>,
+    /// The number of the operation that wrote it: its ETag.
+    pub operation: u64,
+}
+
+struct Entry {
+    operation: u64,
+    /// `None` for a delete.
+    value: Option<Stored>,
+}
+
+struct State {
+    overlay: BTreeMap<Path, Entry>,
+    /// Operations not yet appended to the file.
+    batch: Vec<u8>,
+    /// The number of the last operation taken.
+    taken: u64,
+    /// Why the journal stopped accepting operations, once a sync failed.
+    failed: Option<String>,
+}
+
+struct Writer {
+    file: Option<File>,
+    len: u64,
+    next_sequence: u64,
+}
+
+/// The journal of one open directory store.
+pub(crate) struct Journal {
+    root: PathBuf,
+    /// Where reads of what the journal does not hold go.
+    backend: LocalFileSystem,
+    /// Where every change to the directory goes.
+    disk: Disk,
+    state: Mutex<State>,
+    /// The file, held by whoever appends to it or checkpoints.
+    writer: tokio::sync::Mutex<Writer>,
+    /// The number of the last operation that is durable.
+    durable: AtomicU64,
+    /// Set when the store is closed or failed to open: nothing more is written.
+    finished: AtomicBool,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Journal({})", self.root.display())
+    }
+}
+
+/// The bytes of a journal a stopped process left in `root`, if any.
+pub fn unreplayed_bytes(root: &std::path::Path) -> u64 {
+    std::fs::metadata(root.join(FILE_NAME)).map_or(0, |meta| meta.len())
+}
+
+impl Journal {
+    /// Opens the journal of the store directory `root`, whose lock is held:
+    /// a journal left there is replayed into the directory first. A store
+    /// opened `existing_only` (read-only) refuses one instead, since
+    /// replaying writes.
+    pub(crate) async fn open(root: &std::path::Path, existing_only: bool) -> Result<Arc<Self>, StoreError> {
+        let io = |source| StoreError::Io {
+            path: root.join(FILE_NAME),
+            source,
+        };
+        let backend = LocalFileSystem::new_with_prefix(root)
+            .map_err(|err| io(std::io::Error::other(err.to_string())))?;
+        let left = unreplayed_bytes(root);
+        if left > 0 && existing_only {
+            return Err(StoreError::Unreplayed {
+                path: root.to_path_buf(),
+                bytes: left,
+            });
+        }
+        let journal = Arc::new(Self {
+            root: root.to_path_buf(),
+            backend,
+            disk: Disk::new(root),
+            state: Mutex::new(State {
+                overlay: BTreeMap::new(),
+                batch: format::new_batch(),
+                taken: 0,
+                failed: None,
+            }),
+            writer: tokio::sync::Mutex::new(Writer {
+                file: None,
+                len: left,
+                next_sequence: 0,
+            }),
+            durable: AtomicU64::new(0),
+            finished: AtomicBool::new(false),
+        });
+        if left > 0 {
+            journal.replay().await?;
+        }
+        if !existing_only {
+            crate::layout::remove_empty_directories(&root.join("gen")).map_err(io)?;
+        }
+        journal.checkpoint_in_background();
+        Ok(journal)
+    }
+
+    /// Puts what the journal file holds into the directory.
+    async fn replay(&self) -> Result<(), StoreError> {
+        let path = self.root.join(FILE_NAME);
+        let bytes = std::fs::read(&path).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let found = format::read(Bytes::from(bytes)).map_err(|damaged| {
+            StoreError::Corrupt(vec![crate::Problem {
+                collection: FILE_NAME.to_string(),
+                document: None,
+                message: damaged.to_string(),
+            }])
+        })?;
+        {
+            let mut state = self.lock();
+            for operation in found.operations {
+                state.taken += 1;
+                let number = state.taken;
+                let (path, value) = match operation {
+                    Operation::Put { path, data } => (
+                        path,
+                        Some(Stored {
+                            data,
+                            modified: Utc::now(),
+                            operation: number,
+                        }),
+                    ),
+                    Operation::Delete { path } => (path, None),
+                };
+                state.overlay.insert(
+                    Path::from(path),
+                    Entry {
+                        operation: number,
+                        value,
+                    },
+                );
+            }
+            self.durable.store(state.taken, Ordering::Release);
+        }
+        let mut writer = self.writer.lock().await;
+        writer.next_sequence = found.last_sequence.map_or(0, |s| s + 1);
+        self.checkpoint_locked(&mut writer)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The object at `path` as the journal holds it: `Some(None)` if it was
+    /// deleted, `None` if the directory has its state.
+    pub(crate) fn lookup(&self, path: &Path) -> Option<Option<Stored>> {
+        self.lock()
+            .overlay
+            .get(path)
+            .map(|entry| entry.value.clone())
+    }
+
+    /// The journal's objects under `prefix` (deleted ones as `None`).
+    pub(crate) fn under(&self, prefix: Option<&Path>) -> Vec<(Path, Option<Stored>)> {
+        self.lock()
+            .overlay
+            .iter()
+            .filter(|(path, _)| prefix.is_none_or(|prefix| path.prefix_matches(prefix)))
+            .map(|(path, entry)| (path.clone(), entry.value.clone()))
+            .collect()
+    }
+
+    fn take(&self, path: &Path, data: Option<Bytes>) -> object_store::Result<Option<Stored>> {
+        let mut state = self.lock();
+        if let Some(why) = &state.failed {
+            return Err(object_store::Error::Generic {
+                store: "anda journal",
+                source: format!("{why}; the store takes no more writes until it is reopened")
+                    .into(),
+            });
+        }
+        state.taken += 1;
+        let number = state.taken;
+        let value = data.map(|data| {
+            format::push_put(&mut state.batch, path.as_ref(), &data);
+            Stored {
+                data,
+                modified: Utc::now(),
+                operation: number,
+            }
+        });
+        if value.is_none() {
+            format::push_delete(&mut state.batch, path.as_ref());
+        }
+        state.overlay.insert(
+            path.clone(),
+            Entry {
+                operation: number,
+                value: value.clone(),
+            },
+        );
+        Ok(value)
+    }
+
+    pub(crate) fn put(&self, path: &Path, data: Bytes) -> object_store::Result<Stored> {
+        Ok(self.take(path, Some(data))?.expect("a put stores a value"))
+    }
+
+    pub(crate) fn delete(&self, path: &Path) -> object_store::Result<()> {
+        self.take(path, None).map(drop)
+    }
+
+    /// Makes every operation taken so far durable: the acknowledgement
+    /// point of a call. Calls that arrive while a sync runs share the next.
+    pub(crate) async fn sync(&self) -> Result<(), StoreError> {
+        let synced = self.sync_taken().await;
+        if synced.is_ok() {
+            self.disk.acknowledged();
+        }
+        synced
+    }
+
+    async fn sync_taken(&self) -> Result<(), StoreError> {
+        let target = {
+            let state = self.lock();
+            if let Some(why) = &state.failed {
+                return Err(StoreError::OutcomeUnknown(format!(
+                    "{why}; the store takes no more calls until it is reopened"
+                )));
+            }
+            state.taken
+        };
+        if self.durable.load(Ordering::Acquire) >= target {
+            return Ok(());
+        }
+        let mut writer = self.writer.lock().await;
+        if self.durable.load(Ordering::Acquire) >= target {
+            return Ok(());
+        }
+        let (batch, taken) = {
+            let mut state = self.lock();
+            let batch = std::mem::replace(&mut state.batch, format::new_batch());
+            (batch, state.taken)
+        };
+        self.append(&mut writer, batch, taken)?;
+        if writer.len >= CHECKPOINT_BYTES {
+            // The call's writes are durable in the journal; a checkpoint that
+            // fails now is retried, and reported by flush and close, which
+            // run one of their own.
+            let _ = self.checkpoint_locked(&mut writer);
+        }
+        Ok(())
+    }
+
+    /// Appends a batch holding the operations up to `taken` and syncs it.
+    fn append(&self, writer: &mut Writer, mut batch: Vec<u8>, taken: u64) -> Result<(), StoreError> {
+        if self.finished.load(Ordering::Acquire) || format::is_empty(&batch) {
+            self.durable.fetch_max(taken, Ordering::AcqRel);
+            return Ok(());
+        }
+        format::seal(&mut batch, writer.next_sequence);
+        match self.write_synced(writer, &batch) {
+            Ok(()) => {
+                writer.next_sequence += 1;
+                writer.len += batch.len() as u64;
+                self.durable.fetch_max(taken, Ordering::AcqRel);
+                Ok(())
+            }
+            Err(err) => {
+                // What reached the disk is unknown (the page cache may have
+                // dropped it): refuse everything until a reopen replays what
+                // the journal really holds.
+                let why = format!(
+                    "anda could not make a write durable in {}: {err}",
+                    self.root.join(FILE_NAME).display()
+                );
+                self.lock().failed = Some(why.clone());
+                Err(StoreError::OutcomeUnknown(why))
+            }
+        }
+    }
+
+    fn write_synced(&self, writer: &mut Writer, batch: &[u8]) -> std::io::Result<()> {
+        let created = writer.file.is_none();
+        if created {
+            writer.file = Some(self.disk.open_append(FILE_NAME)?);
+        }
+        let file = writer.file.as_mut().expect("opened above");
+        self.disk.append(file, FILE_NAME, writer.len, batch)?;
+        self.disk.sync_file(file, FILE_NAME)?;
+        if created {
+            self.disk.sync_root()?;
+        }
+        Ok(())
+    }
+
+    /// Syncs, then puts every object the journal holds into the directory
+    /// and removes the journal.
+    pub(crate) async fn checkpoint(&self) -> Result<(), StoreError> {
+        let mut writer = self.writer.lock().await;
+        self.checkpoint_locked(&mut writer)
+    }
+
+    fn checkpoint_locked(&self, writer: &mut Writer) -> Result<(), StoreError> {
+        if self.finished.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // The batch and the objects are taken together, so every operation in
+        // the objects written below is in the journal synced first.
+        let (batch, taken, objects) = {
+            let mut state = self.lock();
+            if let Some(why) = &state.failed {
+                return Err(StoreError::OutcomeUnknown(why.clone()));
+            }
+            let objects: Vec<(Path, u64, Option<Stored>)> = state
+                .overlay
+                .iter()
+                .map(|(path, entry)| (path.clone(), entry.operation, entry.value.clone()))
+                .collect();
+            let batch = std::mem::replace(&mut state.batch, format::new_batch());
+            (batch, state.taken, objects)
+        };
+        self.append(writer, batch, taken)?;
+        self.write_out(writer, &objects)?;
+        let mut state = self.lock();
+        for (path, operation, _) in objects {
+            if state
+                .overlay
+                .get(&path)
+                .is_some_and(|entry| entry.operation == operation)
+            {
+                state.overlay.remove(&path);
+            }
+        }
+        Ok(())
+    }
+
+    fn write_out(
+        &self,
+        writer: &mut Writer,
+        objects: &[(Path, u64, Option<Stored>)],
+    ) -> Result<(), StoreError> {
+        let failed = |err: String| {
+            StoreError::Engine(format!(
+                "cannot checkpoint the journal into {}: {err}; nothing acknowledged is lost, \
+                 the journal keeps it until a checkpoint succeeds",
+                self.root.display()
+            ))
+        };
+        for (path, _, value) in objects {
+            match value {
+                Some(stored) => self.disk.put(path.as_ref(), &stored.data),
+                None => self.disk.delete(path.as_ref()),
+            }
+            .map_err(|err| failed(format!("{path}: {err}")))?;
+        }
+        if writer.len == 0 && objects.is_empty() {
+            return Ok(());
+        }
+        self.disk
+            .sync_all()
+            .map_err(|err| failed(err.to_string()))?;
+        writer.file = None;
+        self.disk
+            .remove(FILE_NAME)
+            .map_err(|err| failed(err.to_string()))?;
+        writer.len = 0;
+        Ok(())
+    }
+
+    /// Syncs and checkpoints for the last time: the directory is left in
+    /// AndaDB's own layout, with no journal.
+    pub(crate) async fn close(&self) -> Result<(), StoreError> {
+        self.sync().await?;
+        self.checkpoint().await?;
+        self.finished.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Writes nothing more: for a store that failed to open, whose
+    /// operations since the last sync are dropped.
+    pub(crate) fn abandon(&self) {
+        self.finished.store(true, Ordering::Release);
+    }
+
+    fn checkpoint_in_background(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let journal = Arc::downgrade(self);
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(CHECKPOINT_INTERVAL).await;
+                let Some(journal) = journal.upgrade() else {
+                    return;
+                };
+                if journal.finished.load(Ordering::Acquire) {
+                    return;
+                }
+                if journal.holds_anything() {
+                    // A failure is retried, and reported by flush and close.
+                    let _ = journal.checkpoint().await;
+                }
+            }
+        });
+    }
+
+    fn holds_anything(&self) -> bool {
+        let state = self.lock();
+        !state.overlay.is_empty() || !format::is_empty(&state.batch)
+    }
+}

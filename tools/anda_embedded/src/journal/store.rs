@@ -1,0 +1,282 @@
+//! The journal as the object store MetaStore writes through: operations go
+//! to the journal, reads and listings see the journal's objects first and
+//! the directory's after.
+use super::{Journal, Stored};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt, TryStreamExt, stream::BoxStream};
+use object_store::{
+    CopyMode, CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult,
+    MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutMultipartOptions,
+    PutOptions, PutPayload, PutResult, Result, UploadPart, path::Path,
+};
+use std::{collections::HashSet, ops::Range, sync::Arc};
+
+/// A directory store's objects, behind its journal.
+#[derive(Debug, Clone)]
+pub(crate) struct JournalStore(pub(crate) Arc<Journal>);
+
+impl std::fmt::Display for JournalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JournalStore({})", self.0.root.display())
+    }
+}
+
+fn not_found(path: &Path) -> object_store::Error {
+    object_store::Error::NotFound {
+        path: path.to_string(),
+        source: "deleted".into(),
+    }
+}
+
+fn object_meta(path: &Path, stored: &Stored) -> ObjectMeta {
+    ObjectMeta {
+        location: path.clone(),
+        last_modified: stored.modified,
+        size: stored.data.len() as u64,
+        e_tag: Some(stored.operation.to_string()),
+        version: None,
+    }
+}
+
+impl JournalStore {
+    /// Whether an object is at `path`, in the journal or the directory.
+    async fn exists(&self, path: &Path) -> Result<bool> {
+        match self.0.lookup(path) {
+            Some(value) => Ok(value.is_some()),
+            None => match self.0.backend.head(path).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(err) => Err(err),
+            },
+        }
+    }
+
+    async fn put_bytes(&self, path: &Path, data: Bytes, mode: &PutMode) -> Result<PutResult> {
+        match mode {
+            PutMode::Overwrite => {}
+            PutMode::Create => {
+                if self.exists(path).await? {
+                    return Err(object_store::Error::AlreadyExists {
+                        path: path.to_string(),
+                        source: "an object is already there".into(),
+                    });
+                }
+            }
+            PutMode::Update(_) => {
+                return Err(object_store::Error::NotImplemented {
+                    operation: "`put_opts` with mode `PutMode::Update`".into(),
+                    implementer: self.to_string(),
+                });
+            }
+        }
+        let stored = self.0.put(path, data)?;
+        Ok(PutResult {
+            e_tag: Some(stored.operation.to_string()),
+            version: None,
+            extensions: Default::default(),
+        })
+    }
+
+    async fn delete_one(&self, path: Path) -> Result<Path> {
+        if !self.exists(&path).await? {
+            return Err(not_found(&path));
+        }
+        self.0.delete(&path)?;
+        Ok(path)
+    }
+
+    /// The directory's listing under `prefix` without what the journal
+    /// holds, then the journal's objects.
+    fn merged(
+        &self,
+        prefix: Option<&Path>,
+        offset: Option<&Path>,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        let journaled = self.0.under(prefix);
+        let shadowed: HashSet<Path> = journaled.iter().map(|(path, _)| path.clone()).collect();
+        let directory = match offset {
+            Some(offset) => self.0.backend.list_with_offset(prefix, offset),
+            None => self.0.backend.list(prefix),
+        }
+        .try_filter(move |meta| futures::future::ready(!shadowed.contains(&meta.location)));
+        let offset = offset.cloned();
+        let journaled = journaled
+            .into_iter()
+            .filter_map(move |(path, value)| {
+                let after = offset.as_ref().is_none_or(|offset| path > *offset);
+                value.filter(|_| after).map(|stored| Ok(object_meta(&path, &stored)))
+            })
+            .collect::<Vec<_>>();
+        directory.chain(futures::stream::iter(journaled)).boxed()
+    }
+}
+
+#[async_trait]
+impl ObjectStore for JournalStore {
+    async fn put_opts(&self, path: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+        self.put_bytes(path, payload.into(), &opts.mode).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        path: &Path,
+        _opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        Ok(Box::new(Upload {
+            store: self.clone(),
+            path: path.clone(),
+            parts: Vec::new(),
+        }))
+    }
+
+    async fn get_opts(&self, path: &Path, options: GetOptions) -> Result<GetResult> {
+        let stored = match self.0.lookup(path) {
+            None => return self.0.backend.get_opts(path, options).await,
+            Some(None) => return Err(not_found(path)),
+            Some(Some(stored)) => stored,
+        };
+        let meta = object_meta(path, &stored);
+        options.check_preconditions(&meta)?;
+        let range = match &options.range {
+            Some(range) => range
+                .as_range(meta.size)
+                .map_err(|source| object_store::Error::Generic {
+                    store: "anda journal",
+                    source: Box::new(source),
+                })?,
+            None => 0..meta.size,
+        };
+        let data = if options.head {
+            Bytes::new()
+        } else {
+            stored.data.slice(range.start as usize..range.end as usize)
+        };
+        Ok(GetResult {
+            payload: GetResultPayload::Stream(futures::stream::once(async move { Ok(data) }).boxed()),
+            meta,
+            range,
+            attributes: Default::default(),
+            extensions: Default::default(),
+        })
+    }
+
+    async fn get_ranges(&self, path: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        let stored = match self.0.lookup(path) {
+            None => return self.0.backend.get_ranges(path, ranges).await,
+            Some(None) => return Err(not_found(path)),
+            Some(Some(stored)) => stored,
+        };
+        ranges
+            .iter()
+            .map(|range| {
+                let range = GetRange::Bounded(range.clone())
+                    .as_range(stored.data.len() as u64)
+                    .map_err(|source| object_store::Error::Generic {
+                        store: "anda journal",
+                        source: Box::new(source),
+                    })?;
+                Ok(stored.data.slice(range.start as usize..range.end as usize))
+            })
+            .collect()
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        let store = self.clone();
+        locations
+            .and_then(move |path| {
+                let store = store.clone();
+                async move { store.delete_one(path).await }
+            })
+            .boxed()
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.merged(prefix, None)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.merged(prefix, Some(offset))
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        let journaled = self.0.under(prefix);
+        let listed = self.0.backend.list_with_delimiter(prefix).await?;
+        let depth = prefix.map_or(0, |prefix| prefix.parts().count());
+        let mut objects: Vec<ObjectMeta> = listed
+            .objects
+            .into_iter()
+            .filter(|meta| !journaled.iter().any(|(path, _)| *path == meta.location))
+            .collect();
+        let mut common_prefixes: Vec<Path> = listed.common_prefixes;
+        for (path, value) in &journaled {
+            let Some(stored) = value else { continue };
+            let parts: Vec<_> = path.parts().collect();
+            if parts.len() == depth + 1 {
+                objects.push(object_meta(path, stored));
+            } else {
+                let child = Path::from_iter(parts.into_iter().take(depth + 1));
+                if !common_prefixes.contains(&child) {
+                    common_prefixes.push(child);
+                }
+            }
+        }
+        // A directory the journal deleted everything from is gone.
+        let mut kept = Vec::with_capacity(common_prefixes.len());
+        for child in common_prefixes {
+            if self.merged(Some(&child), None).next().await.transpose()?.is_some() {
+                kept.push(child);
+            }
+        }
+        kept.sort();
+        Ok(ListResult {
+            common_prefixes: kept,
+            objects,
+            extensions: Default::default(),
+        })
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        let data = self.get(from).await?.bytes().await?;
+        let mode = match options.mode {
+            CopyMode::Overwrite => PutMode::Overwrite,
+            CopyMode::Create => PutMode::Create,
+        };
+        self.put_bytes(to, data, &mode).await.map(drop)
+    }
+}
+
+/// A multipart upload, gathered in memory and taken as one put.
+#[derive(Debug)]
+struct Upload {
+    store: JournalStore,
+    path: Path,
+    parts: Vec<Bytes>,
+}
+
+#[async_trait]
+impl MultipartUpload for Upload {
+    fn put_part(&mut self, data: PutPayload) -> UploadPart {
+        self.parts.push(data.into());
+        futures::future::ready(Ok(())).boxed()
+    }
+
+    async fn complete(&mut self) -> Result<PutResult> {
+        let data: Vec<u8> = self.parts.concat();
+        self.store
+            .put_bytes(&self.path, Bytes::from(data), &PutMode::Overwrite)
+            .await
+    }
+
+    async fn abort(&mut self) -> Result<()> {
+        self.parts.clear();
+        Ok(())
+    }
+}
