@@ -1,6 +1,6 @@
 """The rules of a call that every door shares: the tools' names, argument
-checks, batch normalisation, error envelopes, whether a call may write, and
-where a response keeps the primer.
+checks, batch normalisation, error envelopes, whether a call may write, a
+tool call's result, and where a response keeps the primer.
 
 Every memory (``Nexus``, ``Client``) and every door (the LLM tools, MCP, the
 server, the command line) imports these from here; this module imports no
@@ -9,11 +9,14 @@ door, so no door depends on another's private names.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from anda import _anda
+from anda.errors import first_error
 
 if TYPE_CHECKING:
     from anda._memory import Memory
@@ -199,6 +202,51 @@ def invalid_envelope(message: str) -> dict[str, Any]:
         hint="Send params as a KIP 2.0 request envelope: "
         '{"kip": "2.0", "operations": [{"command": "..."}]}.',
     )
+
+
+# -- a tool call's result -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """The outcome of one tool call, ready to hand back to the model.
+
+    Attributes:
+        response: the engine's KIP response envelope, as a dict.
+        is_error: ``True`` unless the response's status is ``"succeeded"``
+            (a ``"partial"`` batch is an error too, as in anda_engine's tool).
+        content: the response as compact JSON text, what the model reads.
+
+    >>> import anda
+    >>> with anda.Nexus() as nexus:
+    ...     result = nexus.call_tool("execute_kip", {"command": "FIND(?x WHERE"})
+    >>> result.is_error, result.error["code"]
+    (True, 'InvalidSyntax')
+    >>> result.content.startswith('{"kip":"2.0"')
+    True
+    """
+
+    response: dict[str, Any]
+    is_error: bool
+    content: str
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        """The engine's error (``code``, ``category``, ``message``, ``hint``,
+        ...): the request's, else the first failed operation's; ``None`` on
+        success."""
+        if not self.is_error:
+            return None
+        return first_error(self.response)
+
+    @classmethod
+    def from_response(cls, response: dict[str, Any]) -> ToolResult:
+        """Wraps an engine response envelope."""
+        return cls(
+            response=response,
+            is_error=response.get("status") != "succeeded",
+            content=json.dumps(response, ensure_ascii=False, separators=(",", ":")),
+        )
 
 
 # -- the primer ---------------------------------------------------------------------

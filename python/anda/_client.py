@@ -24,6 +24,7 @@ from anda._calls import (
     READ_WRITE_TOOL,
     READONLY_TOOL,
     TOOLS,
+    ToolResult,
     check_bool,
     check_caller,
     check_tool_call,
@@ -40,7 +41,6 @@ from anda.errors import (
     ServerUnreachableError,
     error_from_response,
 )
-from anda.tools import ToolResult
 
 if TYPE_CHECKING:
     import http.client

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from anda import _anda
-from anda._calls import check_bool, check_caller, check_tool_call, normalise
+from anda._calls import ToolResult, check_bool, check_caller, check_tool_call, normalise
 from anda._capsules import (
     DEFAULT_SPACE,
     Capsule,
@@ -27,7 +27,6 @@ from anda._capsules import (
 )
 from anda.bulk import BulkResult, Operation, Write, write_chunks
 from anda.errors import AndaError, CorruptStoreError, StoreError, error_from_response
-from anda.tools import ToolResult
 
 if TYPE_CHECKING:
     import asyncio

@@ -31,8 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from anda import _anda
-from anda._calls import check_bool, read_primer
-from anda.errors import first_error
+from anda._calls import ToolResult, check_bool, read_primer
 
 if TYPE_CHECKING:
     from anda._memory import Memory
@@ -67,48 +66,6 @@ KIP_RECALL_CARD: str = _TEXTS["kip_recall_card"]
 #: The formation card the self instructions are loaded with.
 KIP_FORMATION_CARD: str = _TEXTS["kip_formation_card"]
 del _TEXTS
-
-
-@dataclass(frozen=True)
-class ToolResult:
-    """The outcome of one tool call, ready to hand back to the model.
-
-    Attributes:
-        response: the engine's KIP response envelope, as a dict.
-        is_error: ``True`` unless the response's status is ``"succeeded"``
-            (a ``"partial"`` batch is an error too, as in anda_engine's tool).
-        content: the response as compact JSON text, what the model reads.
-
-    >>> import anda
-    >>> with anda.Nexus() as nexus:
-    ...     result = nexus.call_tool("execute_kip", {"command": "FIND(?x WHERE"})
-    >>> result.is_error, result.error["code"]
-    (True, 'InvalidSyntax')
-    >>> result.content.startswith('{"kip":"2.0"')
-    True
-    """
-
-    response: dict[str, Any]
-    is_error: bool
-    content: str
-
-    @property
-    def error(self) -> dict[str, Any] | None:
-        """The engine's error (``code``, ``category``, ``message``, ``hint``,
-        ...): the request's, else the first failed operation's; ``None`` on
-        success."""
-        if not self.is_error:
-            return None
-        return first_error(self.response)
-
-    @classmethod
-    def from_response(cls, response: dict[str, Any]) -> ToolResult:
-        """Wraps an engine response envelope."""
-        return cls(
-            response=response,
-            is_error=response.get("status") != "succeeded",
-            content=json.dumps(response, ensure_ascii=False, separators=(",", ":")),
-        )
 
 
 def definitions(readonly: bool = False) -> list[dict[str, Any]]:

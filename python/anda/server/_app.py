@@ -25,10 +25,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import anda
 from anda import mcp as anda_mcp
-from anda._calls import READONLY_TOOL, TOOLS, failure, invalid_envelope, may_write
+from anda._calls import READONLY_TOOL, TOOLS, ToolResult, failure, invalid_envelope, may_write
 from anda.errors import AndaError, NexusClosedError, first_error
 from anda.server import _wire
-from anda.tools import ToolResult
 
 _log = logging.getLogger("anda.server")
 
