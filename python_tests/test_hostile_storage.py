@@ -74,6 +74,12 @@ def test_a_full_disk_gives_typed_errors_and_loses_nothing(tmp_path: Path) -> Non
             acknowledged = {"k0": "first"}
         assert isinstance(refusal, anda.AndaError)
         assert acknowledged, "nothing was written before the disk filled"
+        if mounted:
+            # The journal could not take the last call's writes: whether they
+            # survive is unknown, and the store takes no further call.
+            assert isinstance(refusal, anda.OutcomeUnknownError), refusal
+            with pytest.raises(anda.OutcomeUnknownError, match="reopened"):
+                _name(nexus, "k0")
         # Closing may fail to flush on a full disk, but only with a typed error.
         with contextlib.suppress(anda.AndaError):
             nexus.close()

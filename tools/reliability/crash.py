@@ -548,6 +548,9 @@ def writer_main(args: argparse.Namespace) -> None:
 def checker_main(args: argparse.Namespace) -> None:
     from anda.testing import dump_store
 
+    # A killed writer leaves its journal; a writable open replays it (a
+    # read-only one refuses it), as docs/durability.md tells users to do.
+    open_store(args.store).close()
     nexus = open_store(args.store, readonly=True)
     try:
         first, second = dump_store(nexus), dump_store(nexus)

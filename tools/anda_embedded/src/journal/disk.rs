@@ -63,7 +63,13 @@ impl Disk {
     }
 
     /// Appends `bytes` at `offset`, the end of `file` (named `name`).
-    pub(crate) fn append(&self, file: &mut File, name: &str, offset: u64, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn append(
+        &self,
+        file: &mut File,
+        name: &str,
+        offset: u64,
+        bytes: &[u8],
+    ) -> io::Result<()> {
         self.record(format_args!(
             r#""op":"write","path":{name:?},"offset":{offset},"data":"{}""#,
             Hex(bytes)
@@ -78,7 +84,10 @@ impl Disk {
 
     /// Makes a directory's entries (files created, renamed, removed) durable.
     pub(crate) fn sync_directory(&self, dir: &Path) -> io::Result<()> {
-        self.record(format_args!(r#""op":"fsync_dir","path":{:?}"#, self.relative(dir)));
+        self.record(format_args!(
+            r#""op":"fsync_dir","path":{:?}"#,
+            self.relative(dir)
+        ));
         #[cfg(unix)]
         File::open(dir)?.sync_all()?;
         Ok(())
@@ -123,7 +132,10 @@ impl Disk {
         if let Some(parent) = dir.parent() {
             self.create_directories(parent)?;
         }
-        self.record(format_args!(r#""op":"mkdir","path":{:?}"#, self.relative(dir)));
+        self.record(format_args!(
+            r#""op":"mkdir","path":{:?}"#,
+            self.relative(dir)
+        ));
         match fs::create_dir(dir) {
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
             other => other,
@@ -144,7 +156,10 @@ impl Disk {
             if fs::read_dir(current)?.next().is_some() {
                 break;
             }
-            self.record(format_args!(r#""op":"rmdir","path":{:?}"#, self.relative(current)));
+            self.record(format_args!(
+                r#""op":"rmdir","path":{:?}"#,
+                self.relative(current)
+            ));
             fs::remove_dir(current)?;
             if !cfg!(target_os = "linux") {
                 self.sync_directory(current.parent().unwrap_or(&self.root))?;
@@ -155,6 +170,15 @@ impl Disk {
             self.sync_directory(path.parent().unwrap_or(&self.root))?;
         }
         Ok(())
+    }
+
+    /// Renames `from` to `to` at the top of the directory; durable with the
+    /// next sync of the directory.
+    pub(crate) fn rename_top(&self, from: &str, to: &str) -> io::Result<()> {
+        self.record(format_args!(
+            r#""op":"rename","from":{from:?},"path":{to:?}"#
+        ));
+        fs::rename(self.root.join(from), self.root.join(to))
     }
 
     /// Removes `name` at the top of the directory, durably.

@@ -31,7 +31,7 @@ use disk::Disk;
 use format::Operation;
 use object_store::{local::LocalFileSystem, path::Path};
 use std::{
-    collections::BTreeMap,
+    collections::HashMap,
     fs::File,
     path::PathBuf,
     sync::{
@@ -44,10 +44,13 @@ pub(crate) use store::JournalStore;
 
 /// The journal's file, at the top of the store directory.
 pub const FILE_NAME: &str = "anda.journal";
+/// The journal a running checkpoint is putting into the directory, set aside
+/// so that new batches go on into a fresh [`FILE_NAME`] meanwhile.
+pub const SET_ASIDE_NAME: &str = "anda.journal.0";
 /// A journal past this size is checkpointed at the next acknowledgement.
 const CHECKPOINT_BYTES: u64 = 32 << 20;
 /// How often a journal holding anything is checkpointed in the background.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// An object's state in memory, until a checkpoint puts it in the directory.
 #[derive(Clone, Debug)]
@@ -58,6 +61,10 @@ pub(crate) struct Stored {
     pub operation: u64,
 }
 
+/// What a checkpoint writes: each object's path, the number of the
+/// operation that last changed it, and its state then.
+type Snapshot = Arc<Vec<(Path, u64, Option<Stored>)>>;
+
 struct Entry {
     operation: u64,
     /// `None` for a delete.
@@ -65,7 +72,7 @@ struct Entry {
 }
 
 struct State {
-    overlay: BTreeMap<Path, Entry>,
+    overlay: HashMap<Path, Entry>,
     /// Operations not yet appended to the file.
     batch: Vec<u8>,
     /// The number of the last operation taken.
@@ -92,8 +99,14 @@ pub(crate) struct Journal {
     writer: tokio::sync::Mutex<Writer>,
     /// The number of the last operation that is durable.
     durable: AtomicU64,
+    /// Held by the one checkpoint that runs at a time.
+    checkpointing: tokio::sync::Mutex<()>,
+    /// Whether a checkpoint task is already started.
+    checkpoint_started: AtomicBool,
     /// Set when the store is closed or failed to open: nothing more is written.
     finished: AtomicBool,
+    /// This journal, for the tasks it starts.
+    me: std::sync::Weak<Journal>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -104,7 +117,10 @@ impl std::fmt::Debug for Journal {
 
 /// The bytes of a journal a stopped process left in `root`, if any.
 pub fn unreplayed_bytes(root: &std::path::Path) -> u64 {
-    std::fs::metadata(root.join(FILE_NAME)).map_or(0, |meta| meta.len())
+    [SET_ASIDE_NAME, FILE_NAME]
+        .iter()
+        .map(|name| std::fs::metadata(root.join(name)).map_or(0, |meta| meta.len()))
+        .sum()
 }
 
 impl Journal {
@@ -112,7 +128,10 @@ impl Journal {
     /// a journal left there is replayed into the directory first. A store
     /// opened `existing_only` (read-only) refuses one instead, since
     /// replaying writes.
-    pub(crate) async fn open(root: &std::path::Path, existing_only: bool) -> Result<Arc<Self>, StoreError> {
+    pub(crate) async fn open(
+        root: &std::path::Path,
+        existing_only: bool,
+    ) -> Result<Arc<Self>, StoreError> {
         let io = |source| StoreError::Io {
             path: root.join(FILE_NAME),
             source,
@@ -126,23 +145,26 @@ impl Journal {
                 bytes: left,
             });
         }
-        let journal = Arc::new(Self {
+        let journal = Arc::new_cyclic(|me| Self {
             root: root.to_path_buf(),
             backend,
             disk: Disk::new(root),
             state: Mutex::new(State {
-                overlay: BTreeMap::new(),
+                overlay: HashMap::new(),
                 batch: format::new_batch(),
                 taken: 0,
                 failed: None,
             }),
             writer: tokio::sync::Mutex::new(Writer {
                 file: None,
-                len: left,
+                len: std::fs::metadata(root.join(FILE_NAME)).map_or(0, |meta| meta.len()),
                 next_sequence: 0,
             }),
             durable: AtomicU64::new(0),
+            checkpointing: tokio::sync::Mutex::new(()),
+            checkpoint_started: AtomicBool::new(false),
             finished: AtomicBool::new(false),
+            me: me.clone(),
         });
         if left > 0 {
             journal.replay().await?;
@@ -154,23 +176,42 @@ impl Journal {
         Ok(journal)
     }
 
-    /// Puts what the journal file holds into the directory.
-    async fn replay(&self) -> Result<(), StoreError> {
-        let path = self.root.join(FILE_NAME);
-        let bytes = std::fs::read(&path).map_err(|source| StoreError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let found = format::read(Bytes::from(bytes)).map_err(|damaged| {
+    /// The operations a journal file left in the directory holds, if any.
+    /// A set-aside journal was wholly synced before it was set aside, so
+    /// even a damaged last record there is refused, never cut.
+    fn read_left(&self, name: &str) -> Result<format::Journal, StoreError> {
+        let path = self.root.join(name);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => return Err(StoreError::Io { path, source }),
+        };
+        let damaged = |message: String| {
             StoreError::Corrupt(vec![crate::Problem {
-                collection: FILE_NAME.to_string(),
+                collection: name.to_string(),
                 document: None,
-                message: damaged.to_string(),
+                message,
             }])
-        })?;
+        };
+        let found = format::read(Bytes::from(bytes)).map_err(|err| damaged(err.to_string()))?;
+        if name == SET_ASIDE_NAME && found.torn_bytes > 0 {
+            return Err(damaged(format!(
+                "the journal is damaged: its last {} bytes do not read back, though they were \
+                 synced before the journal was set aside",
+                found.torn_bytes
+            )));
+        }
+        Ok(found)
+    }
+
+    /// Puts what the journal files left in the directory hold into it.
+    async fn replay(&self) -> Result<(), StoreError> {
+        let set_aside = self.read_left(SET_ASIDE_NAME)?;
+        let current = self.read_left(FILE_NAME)?;
+        let last_sequence = current.last_sequence.or(set_aside.last_sequence);
         {
             let mut state = self.lock();
-            for operation in found.operations {
+            for operation in set_aside.operations.into_iter().chain(current.operations) {
                 state.taken += 1;
                 let number = state.taken;
                 let (path, value) = match operation {
@@ -194,9 +235,8 @@ impl Journal {
             }
             self.durable.store(state.taken, Ordering::Release);
         }
-        let mut writer = self.writer.lock().await;
-        writer.next_sequence = found.last_sequence.map_or(0, |s| s + 1);
-        self.checkpoint_locked(&mut writer)
+        self.writer.lock().await.next_sequence = last_sequence.map_or(0, |s| s + 1);
+        self.checkpoint().await
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -298,16 +338,38 @@ impl Journal {
         };
         self.append(&mut writer, batch, taken)?;
         if writer.len >= CHECKPOINT_BYTES {
-            // The call's writes are durable in the journal; a checkpoint that
-            // fails now is retried, and reported by flush and close, which
-            // run one of their own.
-            let _ = self.checkpoint_locked(&mut writer);
+            self.start_checkpoint();
         }
         Ok(())
     }
 
+    /// Starts a checkpoint in the background, unless one is started already.
+    /// The calls go on meanwhile; one that fails is retried, and reported by
+    /// flush and close, which run one of their own.
+    fn start_checkpoint(&self) {
+        let Some(journal) = self.me.upgrade() else {
+            return;
+        };
+        if self.checkpoint_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.checkpoint_started.store(false, Ordering::Release);
+            return;
+        };
+        runtime.spawn(async move {
+            let _ = journal.checkpoint().await;
+            journal.checkpoint_started.store(false, Ordering::Release);
+        });
+    }
+
     /// Appends a batch holding the operations up to `taken` and syncs it.
-    fn append(&self, writer: &mut Writer, mut batch: Vec<u8>, taken: u64) -> Result<(), StoreError> {
+    fn append(
+        &self,
+        writer: &mut Writer,
+        mut batch: Vec<u8>,
+        taken: u64,
+    ) -> Result<(), StoreError> {
         if self.finished.load(Ordering::Acquire) || format::is_empty(&batch) {
             self.durable.fetch_max(taken, Ordering::AcqRel);
             return Ok(());
@@ -348,19 +410,55 @@ impl Journal {
         Ok(())
     }
 
-    /// Syncs, then puts every object the journal holds into the directory
-    /// and removes the journal.
+    /// Puts every object the journal holds into the directory, syncs them
+    /// and removes the journal. The journal is set aside first, so calls go
+    /// on into a new one while the objects are written.
     pub(crate) async fn checkpoint(&self) -> Result<(), StoreError> {
+        let _only = self.checkpointing.lock().await;
         let mut writer = self.writer.lock().await;
-        self.checkpoint_locked(&mut writer)
-    }
-
-    fn checkpoint_locked(&self, writer: &mut Writer) -> Result<(), StoreError> {
-        if self.finished.load(Ordering::Acquire) {
+        let objects = self.snapshot(&mut writer)?;
+        let set_aside_left = self.root.join(SET_ASIDE_NAME).exists();
+        if writer.len == 0 && objects.is_empty() && !set_aside_left {
             return Ok(());
         }
-        // The batch and the objects are taken together, so every operation in
-        // the objects written below is in the journal synced first.
+        if set_aside_left || writer.len == 0 {
+            // A checkpoint that failed left its journal set aside: both files
+            // hold operations of these objects, so both go when they are in.
+            self.write_out(objects.clone(), &[SET_ASIDE_NAME, FILE_NAME])?;
+            writer.file = None;
+            writer.len = 0;
+        } else {
+            self.disk
+                .rename_top(FILE_NAME, SET_ASIDE_NAME)
+                .map_err(|err| self.checkpoint_failed(err.to_string()))?;
+            writer.file = None;
+            writer.len = 0;
+            drop(writer);
+            let journal = self
+                .me
+                .upgrade()
+                .expect("a checkpoint runs on a live journal");
+            let objects = objects.clone();
+            tokio::task::spawn_blocking(move || journal.write_out(objects, &[SET_ASIDE_NAME]))
+                .await
+                .map_err(|err| self.checkpoint_failed(err.to_string()))??;
+        }
+        let mut state = self.lock();
+        for (path, operation, _) in objects.iter() {
+            if state
+                .overlay
+                .get(path)
+                .is_some_and(|entry| entry.operation == *operation)
+            {
+                state.overlay.remove(path);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every object the journal holds, once every operation on them is in
+    /// the synced journal: the batch and the objects are taken together.
+    fn snapshot(&self, writer: &mut Writer) -> Result<Snapshot, StoreError> {
         let (batch, taken, objects) = {
             let mut state = self.lock();
             if let Some(why) = &state.failed {
@@ -375,50 +473,40 @@ impl Journal {
             (batch, state.taken, objects)
         };
         self.append(writer, batch, taken)?;
-        self.write_out(writer, &objects)?;
-        let mut state = self.lock();
-        for (path, operation, _) in objects {
-            if state
-                .overlay
-                .get(&path)
-                .is_some_and(|entry| entry.operation == operation)
-            {
-                state.overlay.remove(&path);
-            }
-        }
-        Ok(())
+        Ok(Arc::new(objects))
     }
 
-    fn write_out(
-        &self,
-        writer: &mut Writer,
-        objects: &[(Path, u64, Option<Stored>)],
-    ) -> Result<(), StoreError> {
-        let failed = |err: String| {
-            StoreError::Engine(format!(
-                "cannot checkpoint the journal into {}: {err}; nothing acknowledged is lost, \
-                 the journal keeps it until a checkpoint succeeds",
-                self.root.display()
-            ))
-        };
-        for (path, _, value) in objects {
+    fn checkpoint_failed(&self, err: String) -> StoreError {
+        StoreError::Engine(format!(
+            "cannot checkpoint the journal into {}: {err}; nothing acknowledged is lost, \
+             the journal keeps it until a checkpoint succeeds",
+            self.root.display()
+        ))
+    }
+
+    /// Writes `objects` into the directory, syncs them, then removes the
+    /// `journals` that held their operations.
+    fn write_out(&self, objects: Snapshot, journals: &[&str]) -> Result<(), StoreError> {
+        // Puts before deletes: a generation replaced since the last
+        // checkpoint is removed after its successor is in the same directory,
+        // which then never empties only to be made again.
+        let (puts, deletes): (Vec<_>, Vec<_>) =
+            objects.iter().partition(|(_, _, value)| value.is_some());
+        for (path, _, value) in puts.into_iter().chain(deletes) {
             match value {
                 Some(stored) => self.disk.put(path.as_ref(), &stored.data),
                 None => self.disk.delete(path.as_ref()),
             }
-            .map_err(|err| failed(format!("{path}: {err}")))?;
-        }
-        if writer.len == 0 && objects.is_empty() {
-            return Ok(());
+            .map_err(|err| self.checkpoint_failed(format!("{path}: {err}")))?;
         }
         self.disk
             .sync_all()
-            .map_err(|err| failed(err.to_string()))?;
-        writer.file = None;
-        self.disk
-            .remove(FILE_NAME)
-            .map_err(|err| failed(err.to_string()))?;
-        writer.len = 0;
+            .map_err(|err| self.checkpoint_failed(err.to_string()))?;
+        for name in journals {
+            self.disk
+                .remove(name)
+                .map_err(|err| self.checkpoint_failed(err.to_string()))?;
+        }
         Ok(())
     }
 

@@ -39,12 +39,74 @@ fn object_meta(path: &Path, stored: &Stored) -> ObjectMeta {
     }
 }
 
+/// The directory's file for `path`, read here and now: a local read costs
+/// less than handing it to a blocking thread and waking up again, which is
+/// what `LocalFileSystem` does for every read.
+struct DirectoryFile(std::path::PathBuf);
+
+impl DirectoryFile {
+    fn of(store: &JournalStore, path: &Path) -> Result<Self> {
+        Ok(Self(store.0.backend.path_to_filesystem(path)?))
+    }
+
+    fn io_error(&self, path: &Path, err: std::io::Error) -> object_store::Error {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            return not_found_because(path, err);
+        }
+        object_store::Error::Generic {
+            store: "anda journal",
+            source: format!("{}: {err}", self.0.display()).into(),
+        }
+    }
+
+    fn meta(&self, path: &Path) -> Result<ObjectMeta> {
+        let found = std::fs::metadata(&self.0).map_err(|err| self.io_error(path, err))?;
+        if !found.is_file() {
+            return Err(not_found(path));
+        }
+        Ok(ObjectMeta {
+            location: path.clone(),
+            last_modified: found
+                .modified()
+                .map(chrono::DateTime::<chrono::Utc>::from)
+                .unwrap_or_default(),
+            size: found.len(),
+            e_tag: None,
+            version: None,
+        })
+    }
+
+    fn read(&self, path: &Path, range: Range<u64>) -> Result<Bytes> {
+        use std::io::{Read, Seek, SeekFrom};
+        let fail = |err| self.io_error(path, err);
+        let mut file = std::fs::File::open(&self.0).map_err(fail)?;
+        file.seek(SeekFrom::Start(range.start)).map_err(fail)?;
+        let mut data = vec![0; (range.end - range.start) as usize];
+        file.read_exact(&mut data).map_err(fail)?;
+        Ok(Bytes::from(data))
+    }
+}
+
+fn not_found_because(path: &Path, err: std::io::Error) -> object_store::Error {
+    object_store::Error::NotFound {
+        path: path.to_string(),
+        source: Box::new(err),
+    }
+}
+
+fn range_error(source: impl std::error::Error + Send + Sync + 'static) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "anda journal",
+        source: Box::new(source),
+    }
+}
+
 impl JournalStore {
     /// Whether an object is at `path`, in the journal or the directory.
-    async fn exists(&self, path: &Path) -> Result<bool> {
+    fn exists(&self, path: &Path) -> Result<bool> {
         match self.0.lookup(path) {
             Some(value) => Ok(value.is_some()),
-            None => match self.0.backend.head(path).await {
+            None => match DirectoryFile::of(self, path)?.meta(path) {
                 Ok(_) => Ok(true),
                 Err(object_store::Error::NotFound { .. }) => Ok(false),
                 Err(err) => Err(err),
@@ -52,11 +114,31 @@ impl JournalStore {
         }
     }
 
-    async fn put_bytes(&self, path: &Path, data: Bytes, mode: &PutMode) -> Result<PutResult> {
+    /// What the journal or the directory holds at `path`.
+    fn read(&self, path: &Path, options: &GetOptions) -> Result<(ObjectMeta, Range<u64>, Bytes)> {
+        let (meta, stored) = match self.0.lookup(path) {
+            Some(None) => return Err(not_found(path)),
+            Some(Some(stored)) => (object_meta(path, &stored), Some(stored)),
+            None => (DirectoryFile::of(self, path)?.meta(path)?, None),
+        };
+        options.check_preconditions(&meta)?;
+        let range = match &options.range {
+            Some(range) => range.as_range(meta.size).map_err(range_error)?,
+            None => 0..meta.size,
+        };
+        let data = match stored {
+            _ if options.head => Bytes::new(),
+            Some(stored) => stored.data.slice(range.start as usize..range.end as usize),
+            None => DirectoryFile::of(self, path)?.read(path, range.clone())?,
+        };
+        Ok((meta, range, data))
+    }
+
+    fn put_bytes(&self, path: &Path, data: Bytes, mode: &PutMode) -> Result<PutResult> {
         match mode {
             PutMode::Overwrite => {}
             PutMode::Create => {
-                if self.exists(path).await? {
+                if self.exists(path)? {
                     return Err(object_store::Error::AlreadyExists {
                         path: path.to_string(),
                         source: "an object is already there".into(),
@@ -78,8 +160,12 @@ impl JournalStore {
         })
     }
 
-    async fn delete_one(&self, path: Path) -> Result<Path> {
-        if !self.exists(&path).await? {
+    /// Deletes `path`. Only a delete the journal already holds reports the
+    /// object missing: asking the directory would cost a file system call
+    /// for each of a commit's many deletes, and an object store may answer a
+    /// delete of a missing object either way.
+    fn delete_one(&self, path: Path) -> Result<Path> {
+        if let Some(None) = self.0.lookup(&path) {
             return Err(not_found(&path));
         }
         self.0.delete(&path)?;
@@ -105,7 +191,9 @@ impl JournalStore {
             .into_iter()
             .filter_map(move |(path, value)| {
                 let after = offset.as_ref().is_none_or(|offset| path > *offset);
-                value.filter(|_| after).map(|stored| Ok(object_meta(&path, &stored)))
+                value
+                    .filter(|_| after)
+                    .map(|stored| Ok(object_meta(&path, &stored)))
             })
             .collect::<Vec<_>>();
         directory.chain(futures::stream::iter(journaled)).boxed()
@@ -114,8 +202,13 @@ impl JournalStore {
 
 #[async_trait]
 impl ObjectStore for JournalStore {
-    async fn put_opts(&self, path: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
-        self.put_bytes(path, payload.into(), &opts.mode).await
+    async fn put_opts(
+        &self,
+        path: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        self.put_bytes(path, payload.into(), &opts.mode)
     }
 
     async fn put_multipart_opts(
@@ -131,29 +224,11 @@ impl ObjectStore for JournalStore {
     }
 
     async fn get_opts(&self, path: &Path, options: GetOptions) -> Result<GetResult> {
-        let stored = match self.0.lookup(path) {
-            None => return self.0.backend.get_opts(path, options).await,
-            Some(None) => return Err(not_found(path)),
-            Some(Some(stored)) => stored,
-        };
-        let meta = object_meta(path, &stored);
-        options.check_preconditions(&meta)?;
-        let range = match &options.range {
-            Some(range) => range
-                .as_range(meta.size)
-                .map_err(|source| object_store::Error::Generic {
-                    store: "anda journal",
-                    source: Box::new(source),
-                })?,
-            None => 0..meta.size,
-        };
-        let data = if options.head {
-            Bytes::new()
-        } else {
-            stored.data.slice(range.start as usize..range.end as usize)
-        };
+        let (meta, range, data) = self.read(path, &options)?;
         Ok(GetResult {
-            payload: GetResultPayload::Stream(futures::stream::once(async move { Ok(data) }).boxed()),
+            payload: GetResultPayload::Stream(
+                futures::stream::once(async move { Ok(data) }).boxed(),
+            ),
             meta,
             range,
             attributes: Default::default(),
@@ -162,21 +237,11 @@ impl ObjectStore for JournalStore {
     }
 
     async fn get_ranges(&self, path: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        let stored = match self.0.lookup(path) {
-            None => return self.0.backend.get_ranges(path, ranges).await,
-            Some(None) => return Err(not_found(path)),
-            Some(Some(stored)) => stored,
-        };
         ranges
             .iter()
             .map(|range| {
-                let range = GetRange::Bounded(range.clone())
-                    .as_range(stored.data.len() as u64)
-                    .map_err(|source| object_store::Error::Generic {
-                        store: "anda journal",
-                        source: Box::new(source),
-                    })?;
-                Ok(stored.data.slice(range.start as usize..range.end as usize))
+                let options = GetOptions::new().with_range(Some(GetRange::Bounded(range.clone())));
+                Ok(self.read(path, &options)?.2)
             })
             .collect()
     }
@@ -187,10 +252,7 @@ impl ObjectStore for JournalStore {
     ) -> BoxStream<'static, Result<Path>> {
         let store = self.clone();
         locations
-            .and_then(move |path| {
-                let store = store.clone();
-                async move { store.delete_one(path).await }
-            })
+            .and_then(move |path| futures::future::ready(store.delete_one(path)))
             .boxed()
     }
 
@@ -231,7 +293,13 @@ impl ObjectStore for JournalStore {
         // A directory the journal deleted everything from is gone.
         let mut kept = Vec::with_capacity(common_prefixes.len());
         for child in common_prefixes {
-            if self.merged(Some(&child), None).next().await.transpose()?.is_some() {
+            if self
+                .merged(Some(&child), None)
+                .next()
+                .await
+                .transpose()?
+                .is_some()
+            {
                 kept.push(child);
             }
         }
@@ -249,7 +317,7 @@ impl ObjectStore for JournalStore {
             CopyMode::Overwrite => PutMode::Overwrite,
             CopyMode::Create => PutMode::Create,
         };
-        self.put_bytes(to, data, &mode).await.map(drop)
+        self.put_bytes(to, data, &mode).map(drop)
     }
 }
 
@@ -272,7 +340,6 @@ impl MultipartUpload for Upload {
         let data: Vec<u8> = self.parts.concat();
         self.store
             .put_bytes(&self.path, Bytes::from(data), &PutMode::Overwrite)
-            .await
     }
 
     async fn abort(&mut self) -> Result<()> {

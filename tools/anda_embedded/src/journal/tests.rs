@@ -56,8 +56,14 @@ fn writes_are_seen_at_once_and_reach_the_directory_only_at_a_checkpoint() {
     let scratch = Scratch::new("visible");
     runtime().block_on(async {
         let (journal, store) = open(&scratch.0).await;
-        store.put(&Path::from("meta/a"), "one".into()).await.unwrap();
-        store.put(&Path::from("gen/a/1"), "payload".into()).await.unwrap();
+        store
+            .put(&Path::from("meta/a"), "one".into())
+            .await
+            .unwrap();
+        store
+            .put(&Path::from("gen/a/1"), "payload".into())
+            .await
+            .unwrap();
         assert_eq!(read(&store, "meta/a").await.as_deref(), Some(&b"one"[..]));
         assert_eq!(listed(&store, "gen").await, ["gen/a/1"]);
         let range = store.get_range(&Path::from("gen/a/1"), 1..4).await.unwrap();
@@ -71,7 +77,10 @@ fn writes_are_seen_at_once_and_reach_the_directory_only_at_a_checkpoint() {
         assert_eq!(std::fs::read(scratch.0.join("meta/a")).unwrap(), b"one");
         assert!(!scratch.0.join(FILE_NAME).exists());
         // Now read from the directory.
-        assert_eq!(read(&store, "gen/a/1").await.as_deref(), Some(&b"payload"[..]));
+        assert_eq!(
+            read(&store, "gen/a/1").await.as_deref(),
+            Some(&b"payload"[..])
+        );
     });
 }
 
@@ -80,9 +89,15 @@ fn an_object_replaced_or_deleted_before_a_checkpoint_never_reaches_the_directory
     let scratch = Scratch::new("transient");
     runtime().block_on(async {
         let (journal, store) = open(&scratch.0).await;
-        store.put(&Path::from("gen/b/1"), "old".into()).await.unwrap();
+        store
+            .put(&Path::from("gen/b/1"), "old".into())
+            .await
+            .unwrap();
         store.delete(&Path::from("gen/b/1")).await.unwrap();
-        store.put(&Path::from("gen/b/2"), "new".into()).await.unwrap();
+        store
+            .put(&Path::from("gen/b/2"), "new".into())
+            .await
+            .unwrap();
         assert!(read(&store, "gen/b/1").await.is_none());
         assert!(matches!(
             store.delete(&Path::from("gen/b/1")).await,
@@ -99,10 +114,16 @@ fn a_retired_generation_takes_its_directory_with_it() {
     let scratch = Scratch::new("cleanup");
     runtime().block_on(async {
         let (journal, store) = open(&scratch.0).await;
-        store.put(&Path::from("gen/db/bucket_7/g1"), "x".into()).await.unwrap();
+        store
+            .put(&Path::from("gen/db/bucket_7/g1"), "x".into())
+            .await
+            .unwrap();
         journal.checkpoint().await.unwrap();
         assert!(scratch.0.join("gen/db/bucket_7").is_dir());
-        store.delete(&Path::from("gen/db/bucket_7/g1")).await.unwrap();
+        store
+            .delete(&Path::from("gen/db/bucket_7/g1"))
+            .await
+            .unwrap();
         journal.checkpoint().await.unwrap();
         assert!(!scratch.0.join("gen/db").exists());
     });
@@ -119,17 +140,29 @@ fn a_journal_left_behind_is_replayed_at_open() {
     let scratch = Scratch::new("replay");
     runtime().block_on(async {
         let (journal, store) = open(&scratch.0).await;
-        store.put(&Path::from("meta/a"), "kept".into()).await.unwrap();
-        store.put(&Path::from("meta/b"), "gone".into()).await.unwrap();
+        store
+            .put(&Path::from("meta/a"), "kept".into())
+            .await
+            .unwrap();
+        store
+            .put(&Path::from("meta/b"), "gone".into())
+            .await
+            .unwrap();
         store.delete(&Path::from("meta/b")).await.unwrap();
         journal.sync().await.unwrap();
         // Taken after the last sync: never acknowledged, not replayed.
-        store.put(&Path::from("meta/c"), "lost".into()).await.unwrap();
+        store
+            .put(&Path::from("meta/c"), "lost".into())
+            .await
+            .unwrap();
         journal.abandon();
     });
     assert!(!scratch.0.join("meta/a").exists());
     let refused = runtime().block_on(Journal::open(&scratch.0, true));
-    assert!(matches!(refused, Err(StoreError::Unreplayed { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Unreplayed { .. })),
+        "{refused:?}"
+    );
 
     runtime().block_on(async {
         let (_, store) = open(&scratch.0).await;
@@ -144,9 +177,15 @@ fn a_journal_left_behind_is_replayed_at_open() {
 fn journal_of_two_syncs(scratch: &Scratch) -> Vec<u8> {
     runtime().block_on(async {
         let (journal, store) = open(&scratch.0).await;
-        store.put(&Path::from("meta/a"), "first".into()).await.unwrap();
+        store
+            .put(&Path::from("meta/a"), "first".into())
+            .await
+            .unwrap();
         journal.sync().await.unwrap();
-        store.put(&Path::from("meta/b"), "second".into()).await.unwrap();
+        store
+            .put(&Path::from("meta/b"), "second".into())
+            .await
+            .unwrap();
         journal.sync().await.unwrap();
         journal.abandon();
     });
@@ -171,7 +210,10 @@ fn a_torn_tail_is_cut_and_damage_before_a_sound_record_is_refused() {
     file[30] ^= 0xff;
     std::fs::write(scratch.0.join(FILE_NAME), &file).unwrap();
     let refused = runtime().block_on(Journal::open(&scratch.0, false));
-    assert!(matches!(refused, Err(StoreError::Corrupt(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Corrupt(_))),
+        "{refused:?}"
+    );
     // Nothing was replayed or removed.
     assert!(!scratch.0.join("meta/a").exists());
     assert_eq!(std::fs::read(scratch.0.join(FILE_NAME)).unwrap(), file);
@@ -182,15 +224,27 @@ fn a_failed_sync_is_an_unknown_outcome_and_refuses_what_follows() {
     let scratch = Scratch::new("failed");
     runtime().block_on(async {
         let (journal, store) = open(&scratch.0).await;
-        store.put(&Path::from("meta/a"), "first".into()).await.unwrap();
+        store
+            .put(&Path::from("meta/a"), "first".into())
+            .await
+            .unwrap();
         journal.sync().await.unwrap();
         // A handle that cannot write stands in for a disk that fails.
         journal.writer.lock().await.file = Some(File::open(scratch.0.join(FILE_NAME)).unwrap());
-        store.put(&Path::from("meta/b"), "second".into()).await.unwrap();
+        store
+            .put(&Path::from("meta/b"), "second".into())
+            .await
+            .unwrap();
         let failed = journal.sync().await;
-        assert!(matches!(failed, Err(StoreError::OutcomeUnknown(_))), "{failed:?}");
+        assert!(
+            matches!(failed, Err(StoreError::OutcomeUnknown(_))),
+            "{failed:?}"
+        );
         assert!(store.put(&Path::from("meta/c"), "x".into()).await.is_err());
-        assert!(matches!(journal.sync().await, Err(StoreError::OutcomeUnknown(_))));
+        assert!(matches!(
+            journal.sync().await,
+            Err(StoreError::OutcomeUnknown(_))
+        ));
         assert!(journal.checkpoint().await.is_err());
     });
     runtime().block_on(async {
@@ -210,16 +264,26 @@ fn create_mode_and_copies_see_the_journal() {
             .await
             .unwrap();
         assert!(matches!(
-            store.put_opts(&Path::from("meta/a"), "2".into(), create.clone()).await,
+            store
+                .put_opts(&Path::from("meta/a"), "2".into(), create.clone())
+                .await,
             Err(object_store::Error::AlreadyExists { .. })
         ));
         journal.checkpoint().await.unwrap();
         assert!(matches!(
-            store.put_opts(&Path::from("meta/a"), "2".into(), create).await,
+            store
+                .put_opts(&Path::from("meta/a"), "2".into(), create)
+                .await,
             Err(object_store::Error::AlreadyExists { .. })
         ));
-        store.copy(&Path::from("meta/a"), &Path::from("meta/b")).await.unwrap();
-        store.rename(&Path::from("meta/a"), &Path::from("meta/c")).await.unwrap();
+        store
+            .copy(&Path::from("meta/a"), &Path::from("meta/b"))
+            .await
+            .unwrap();
+        store
+            .rename(&Path::from("meta/a"), &Path::from("meta/c"))
+            .await
+            .unwrap();
         assert_eq!(listed(&store, "meta").await, ["meta/b", "meta/c"]);
         let top = store.list_with_delimiter(None).await.unwrap();
         assert_eq!(top.common_prefixes, [Path::from("meta")]);
@@ -250,8 +314,10 @@ fn concurrent_syncs_all_become_durable() {
         }
         journal.abandon();
     });
-    let replayed = format::read(Bytes::from(std::fs::read(scratch.0.join(FILE_NAME)).unwrap()))
-        .unwrap();
+    let replayed = format::read(Bytes::from(
+        std::fs::read(scratch.0.join(FILE_NAME)).unwrap(),
+    ))
+    .unwrap();
     assert_eq!(replayed.operations.len(), 160);
 }
 
@@ -263,20 +329,65 @@ fn a_checkpoint_that_fails_loses_nothing_and_succeeds_once_the_disk_allows() {
         // A file where the checkpoint needs a directory stands in for a full disk.
         std::fs::create_dir_all(scratch.0.join("gen")).unwrap();
         std::fs::write(scratch.0.join("gen/blocked"), "in the way").unwrap();
-        store.put(&Path::from("gen/blocked/1"), "kept".into()).await.unwrap();
+        store
+            .put(&Path::from("gen/blocked/1"), "kept".into())
+            .await
+            .unwrap();
         journal.sync().await.unwrap();
         let failed = journal.checkpoint().await;
         assert!(matches!(failed, Err(StoreError::Engine(_))), "{failed:?}");
         // Still usable: reads, writes and syncs go on, the journal keeps all.
-        assert_eq!(read(&store, "gen/blocked/1").await.as_deref(), Some(&b"kept"[..]));
-        store.put(&Path::from("meta/after"), "x".into()).await.unwrap();
+        assert_eq!(
+            read(&store, "gen/blocked/1").await.as_deref(),
+            Some(&b"kept"[..])
+        );
+        store
+            .put(&Path::from("meta/after"), "x".into())
+            .await
+            .unwrap();
         journal.sync().await.unwrap();
         assert!(unreplayed_bytes(&scratch.0) > 0);
 
         std::fs::remove_file(scratch.0.join("gen/blocked")).unwrap();
         journal.checkpoint().await.unwrap();
         assert!(!scratch.0.join(FILE_NAME).exists());
-        assert_eq!(std::fs::read(scratch.0.join("gen/blocked/1")).unwrap(), b"kept");
+        assert_eq!(
+            std::fs::read(scratch.0.join("gen/blocked/1")).unwrap(),
+            b"kept"
+        );
         assert!(scratch.0.join("meta/after").exists());
     });
+}
+
+#[test]
+fn a_stop_during_a_checkpoint_replays_the_set_aside_journal_then_the_new_one() {
+    let scratch = Scratch::new("set-aside");
+    runtime().block_on(async {
+        let (journal, store) = open(&scratch.0).await;
+        store
+            .put(&Path::from("meta/a"), "old".into())
+            .await
+            .unwrap();
+        store.put(&Path::from("meta/b"), "b".into()).await.unwrap();
+        journal.sync().await.unwrap();
+        // What a checkpoint does first; the process stops before it ends.
+        journal.disk.rename_top(FILE_NAME, SET_ASIDE_NAME).unwrap();
+        journal.writer.lock().await.file = None;
+        journal.writer.lock().await.len = 0;
+        store
+            .put(&Path::from("meta/a"), "new".into())
+            .await
+            .unwrap();
+        store.delete(&Path::from("meta/b")).await.unwrap();
+        journal.sync().await.unwrap();
+        journal.abandon();
+    });
+    assert!(scratch.0.join(SET_ASIDE_NAME).exists() && scratch.0.join(FILE_NAME).exists());
+    runtime().block_on(async {
+        let (_, store) = open(&scratch.0).await;
+        assert_eq!(read(&store, "meta/a").await.as_deref(), Some(&b"new"[..]));
+        assert!(read(&store, "meta/b").await.is_none());
+    });
+    assert_eq!(unreplayed_bytes(&scratch.0), 0);
+    assert_eq!(std::fs::read(scratch.0.join("meta/a")).unwrap(), b"new");
 }
