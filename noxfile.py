@@ -91,8 +91,8 @@ def _run_tests(session: nox.Session, hypothesis_profile: str) -> None:
 
 @nox.session(python=PYTHON)
 def test(session: nox.Session) -> None:
-    """Build anda, then run the Python tests (quick Hypothesis profile), the
-    doctests and the Rust tests."""
+    """Build anda, then run the Rust tests, the doctests and the Python tests
+    (quick Hypothesis profile), in that order."""
     _run_tests(session, "quick")
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from anda import _anda
 from anda._nexus import Nexus, _bucket
+from anda._snapshot import dump_store
 from anda.errors import StoreError
 
 __all__ = ["CopyResult", "copy_store"]
@@ -85,8 +86,6 @@ def copy_store(
     >>> result.files > 0, found["results"][0]["result"]
     (True, ['ada'])
     """
-    from anda.testing import dump_store
-
     source = _location(source, "source")
     destination = _location(destination, "destination")
     if _same(source, destination):
