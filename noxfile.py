@@ -134,9 +134,11 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Binding vs native Rust on one workload, the write growth curve, the
-    HTTP server under 8 client processes, and the three kinds of store (memory,
-    directory, bucket); writes bench-results/{bench,server,stores}.json and
-    redraws docs/growth.png.
+    HTTP server under 8 client processes (in memory and on a directory), the
+    three kinds of store (memory, directory, bucket), and a directory store
+    against memory (durable_bench.py, into bench.json); writes
+    bench-results/{bench,server,server-directory,stores}.json and redraws
+    docs/growth.png.
 
     Both sides are built with the release profile, what ``pip install`` gives
     (``-- --dev`` measures the dev profile instead), so the ratio compares like
@@ -181,8 +183,23 @@ def bench(session: nox.Session) -> None:
         "bench-results/server.json",
         *requests,
     )
+    # ... and on a directory store, whose writes go through the journal.
+    session.run(
+        "python",
+        "tools/anda_bench/server_bench.py",
+        "--store",
+        "directory",
+        "--json",
+        "bench-results/server-directory.json",
+        *requests,
+    )
     # In memory, a directory and a bucket (moto's S3 server on loopback).
     session.run("python", "tools/anda_bench/store_bench.py", "--json", "bench-results/stores.json")
+    # Durable memory at in-memory speed: directory against memory, into bench.json.
+    quick = ["--quick"] if "--quick" in args else []
+    session.run(
+        "python", "tools/anda_bench/durable_bench.py", "--into", "bench-results/bench.json", *quick
+    )
     # What one commit writes as a directory store grows (docs/write-amplification.md).
     sizes = "1000,3000" if "--quick" in args else "1000,3000,10000"
     store = Path(session.create_tmp()) / "write-amplification"
@@ -256,6 +273,15 @@ def crash(session: nox.Session) -> None:
     acknowledged write survived (``nox -s crash -- --cycles 1000``; default 100).
     Writes bench-results/crash.json."""
     _run_harness(session, "crash")
+
+
+@nox.session(python=PYTHON)
+def powercut(session: nox.Session) -> None:
+    """Power cuts: record every change a writer makes to a directory store,
+    build the disks a power cut could leave and open each in a fresh process
+    (``nox -s powercut -- --states 2000``; default 300). Writes
+    bench-results/powercut.json."""
+    _run_harness(session, "powercut")
 
 
 @nox.session(python=PYTHON)

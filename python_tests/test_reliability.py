@@ -51,6 +51,22 @@ def test_crash_cycles_lose_nothing(tmp_path: Path) -> None:
     assert figures["ok"], figures
 
 
+@pytest.mark.timeout(300)
+def test_power_cuts_lose_nothing_acknowledged(tmp_path: Path) -> None:
+    out = tmp_path / "powercut.json"
+    argv = [sys.executable, str(TOOLS / "powercut.py"), "--states", "12", "--calls", "16"]
+    argv += ["--seed", "5", "--dir", str(tmp_path / "work"), "--out", str(out)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=280, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    figures = json.loads(out.read_text())
+    assert figures["states"] == 12
+    assert figures["failures"] == 0, figures
+    assert figures["acknowledged_writes_checked"] > 0, figures
+    # The record holds what a power cut decides on.
+    for change in ("write", "fsync", "rename", "syncfs"):
+        assert figures["changes_by_kind"].get(change, 0) > 0, figures
+
+
 def _write_calls(nexus: anda.Nexus, kinds: list[str], seed: int, log: Path) -> list[Any]:
     """Drives the crash writer on ``nexus`` (no kill) and reads its log back."""
     with log.open("a") as file:

@@ -3,8 +3,9 @@
     python tools/reliability/report.py           # small budgets (minutes)
     python tools/reliability/report.py --full    # each harness's full budget (hours)
 
-Runs crash cycles (crash.py), injected storage faults (faults.py), damaged
-stores (corrupt.py), fuzzing (tools/fuzz, needs atheris) and stress
+Runs crash cycles (crash.py), power cuts (powercut.py), injected storage
+faults (faults.py), damaged stores (corrupt.py), fuzzing (tools/fuzz, needs
+atheris) and stress
 (stress.py), each in its own process writing JSON under bench-results/, then
 prints each harness's summary line and a table. Exits 1 if any harness broke
 its promise (or could not run), and writes bench-results/reliability.json.
@@ -31,6 +32,12 @@ HARNESSES: dict[str, tuple[str, list[str], list[str], list[str]]] = {
         ["--cycles", "10"],
         ["--cycles", "100"],
         ["--out", str(RESULTS / "crash.json")],
+    ),
+    "powercut": (
+        "tools/reliability/powercut.py",
+        ["--states", "40"],
+        ["--states", "2000", "--calls", "80"],
+        ["--out", str(RESULTS / "powercut.json")],
     ),
     "faults": (
         "tools/reliability/faults.py",

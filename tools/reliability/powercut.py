@@ -1,0 +1,352 @@
+"""Power cuts: build the disk states a power cut could leave, and open each.
+
+A SIGKILLed process leaves the page cache to the kernel, which writes it out:
+``crash.py`` cannot see a missing fsync. This harness, in the spirit of
+SQLite's crash-test VFS and ALICE (OSDI 2014), records every change anda makes
+to a directory store (each journal append and sync, each file a checkpoint
+writes, renames, removals, directory syncs, ``syncfs``; anda writes them to
+``$ANDA_POWERCUT_TRACE``, see ``tools/anda_embedded/src/journal/disk.rs``) and
+every acknowledgement, while a writer process runs a plan of calls: single
+upserts, two-person MUTATE transactions, flushes (checkpoints) and a close.
+
+Then, for many points of the record, it builds a disk a power cut at that
+point could leave: every change a later sync made durable is there; of the
+others, any subset, an append torn at 512-byte sectors, a rename without the
+data written before it (the pessimistic model of ALICE; a change that needs
+one that was lost, such as a file in a directory never made, is lost too).
+Each disk is opened in a fresh process, which must open it and find every
+acknowledged write, nothing never written, every MUTATE whole or absent, and
+``verify()`` sound.
+
+    python tools/reliability/powercut.py --states 300 --seed 1
+
+Prints a summary line, writes the figures as JSON (``--out``) and exits 1 on
+any failure (the failing disk is kept under ``--dir`` for inspection).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+UPSERT = 'UPSERT CONCEPT ?p { MATCH { type: "Person", key: :key } SET FIELDS { name: :name } }'
+MUTATE = (
+    "MUTATE {\n"
+    '  UPSERT CONCEPT ?a { MATCH { type: "Person", key: :a } SET FIELDS { name: :an } }\n'
+    '  UPSERT CONCEPT ?b { MATCH { type: "Person", key: :b } SET FIELDS { name: :bn } }\n'
+    "}"
+)
+FIND = 'FIND(?p.key, ?p.name) WHERE { ?p {type: "Person"} }'
+SECTOR = 512
+
+# -- the plan and the writer ---------------------------------------------------
+
+
+def make_plan(calls: int, rng: random.Random) -> list[dict[str, Any]]:
+    """What the writer does, one acknowledgement per entry."""
+    plan: list[dict[str, Any]] = [{"call": "open"}]
+    for i in range(calls):
+        roll = rng.random()
+        if roll < 0.15 and i > 0:
+            plan.append({"call": "flush"})
+        elif roll < 0.35:
+            plan.append({"call": "mutate", "people": {f"m{i}a": f"A{i}", f"m{i}b": f"B{i}"}})
+        else:
+            plan.append(
+                {"call": "upsert", "people": {f"u{i}": f"N{i}-" + "x" * rng.randrange(600)}}
+            )
+    plan.append({"call": "close"})
+    return plan
+
+
+WRITER = """
+import anda, json, sys
+plan = json.load(open(sys.argv[2]))
+nexus = anda.Nexus(sys.argv[1])
+for step in plan[1:]:
+    if step["call"] == "flush":
+        nexus.flush()
+    elif step["call"] == "close":
+        nexus.close()
+    elif step["call"] == "upsert":
+        [(key, name)] = step["people"].items()
+        nexus.execute_kip(sys.argv[3], {"key": key, "name": name})
+    else:
+        (a, an), (b, bn) = step["people"].items()
+        nexus.execute_kip(sys.argv[4], {"a": a, "an": an, "b": b, "bn": bn})
+"""
+
+
+def record(store: Path, plan: list[dict[str, Any]], work: Path) -> list[dict[str, Any]]:
+    """Runs the plan on a new store; returns the record of its changes."""
+    trace, plan_file = work / "trace.jsonl", work / "plan.json"
+    trace.unlink(missing_ok=True)
+    plan_file.write_text(json.dumps(plan))
+    env = {**os.environ, "ANDA_POWERCUT_TRACE": str(trace)}
+    argv = [sys.executable, "-c", WRITER, str(store), str(plan_file), UPSERT, MUTATE]
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"the writer failed: {proc.stderr[-2000:]}")
+    ops = [json.loads(line) for line in trace.read_text().splitlines()]
+    for op in ops:
+        if op["op"] == "write":
+            op["data"] = bytes.fromhex(op["data"])
+    acks = sum(op["op"] == "ack" for op in ops)
+    if acks != len(plan):
+        raise SystemExit(f"{acks} acknowledgements recorded for {len(plan)} calls")
+    return ops
+
+
+# -- the disk a power cut leaves -----------------------------------------------
+
+
+def _parent(path: str) -> str:
+    return os.path.dirname(path)
+
+
+def durable_before(ops: list[dict[str, Any]], cut: int) -> list[bool]:
+    """For each change before ``cut``, whether a sync before ``cut`` made it durable."""
+    pinned = [False] * cut
+    synced_files: set[str] = set()
+    synced_dirs: set[str] = set()
+    syncfs = False
+    for index in reversed(range(cut)):
+        op = ops[index]
+        kind = op["op"]
+        if kind == "syncfs":
+            syncfs = True
+        elif kind == "fsync":
+            synced_files.add(op["path"])
+        elif kind == "fsync_dir":
+            synced_dirs.add(op["path"])
+        elif kind == "write":
+            pinned[index] = syncfs or op["path"] in synced_files
+        elif kind in ("create", "rename", "unlink", "mkdir", "rmdir"):
+            pinned[index] = syncfs or _parent(op["path"]) in synced_dirs
+    return pinned
+
+
+@dataclass
+class Disk:
+    files: dict[str, bytearray] = field(default_factory=dict)
+    dirs: set[str] = field(default_factory=lambda: {""})
+
+    def apply(self, op: dict[str, Any], sectors: set[int] | None) -> None:
+        kind, path = op["op"], op.get("path", "")
+        if kind == "create" and _parent(path) in self.dirs:
+            self.files[path] = bytearray()
+        elif kind == "write" and path in self.files:
+            data, offset = op["data"], op["offset"]
+            file = self.files[path]
+            if len(file) < offset + len(data):
+                file.extend(bytes(offset + len(data) - len(file)))
+            for start in range(0, len(data), SECTOR):
+                if sectors is None or start // SECTOR in sectors:
+                    file[offset + start : offset + start + SECTOR] = data[start : start + SECTOR]
+        elif kind == "rename" and op["from"] in self.files and _parent(path) in self.dirs:
+            self.files[path] = self.files.pop(op["from"])
+        elif kind == "unlink":
+            self.files.pop(path, None)
+        elif kind == "mkdir" and _parent(path) in self.dirs:
+            self.dirs.add(path)
+        elif kind == "rmdir" and not any(
+            _parent(p) == path for p in [*self.files, *self.dirs] if p != path
+        ):
+            self.dirs.discard(path)
+
+    def write_to(self, root: Path) -> None:
+        root.mkdir(parents=True)
+        (root / "anda.lock").touch()
+        for directory in sorted(self.dirs):
+            (root / directory).mkdir(parents=True, exist_ok=True)
+        for path, data in self.files.items():
+            (root / path).write_bytes(bytes(data))
+
+
+def cut_disk(ops: list[dict[str, Any]], cut: int, rng: random.Random, kind: str) -> Disk:
+    """The disk after a power cut just before ``ops[cut]``.
+
+    ``kind``: "synced" keeps only what syncs made durable, "everything" all
+    changes (what SIGKILL leaves), "random" the synced ones and a random
+    subset of the rest, appends possibly torn at sector boundaries.
+    """
+    pinned = durable_before(ops, cut)
+    disk = Disk()
+    for index in range(cut):
+        op = ops[index]
+        if op["op"] in ("ack", "fsync", "fsync_dir", "syncfs"):
+            continue
+        sectors: set[int] | None = None
+        if not pinned[index]:
+            if kind == "synced" or (kind == "random" and rng.random() < 0.5):
+                continue
+            if kind == "random" and op["op"] == "write" and rng.random() < 0.5:
+                count = -(-len(op["data"]) // SECTOR)
+                sectors = {s for s in range(count) if rng.random() < 0.5}
+        disk.apply(op, sectors)
+    return disk
+
+
+# -- checking a disk -----------------------------------------------------------
+
+CHECKER = f"""
+import anda, json, sys
+try:
+    nexus = anda.Nexus(sys.argv[1])
+except anda.AndaError as err:
+    print(json.dumps({{"opened": False, "error": f"{{type(err).__name__}}: {{err}}"}}))
+    raise SystemExit(0)
+rows = nexus.execute_kip({FIND!r})["results"][0]["result"]
+problems = [str(problem) for problem in nexus.verify().problems]
+nexus.close()
+print(json.dumps({{"opened": True, "people": dict(rows), "verify": problems}}))
+"""
+
+
+def check(root: Path) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-c", CHECKER, str(root)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if proc.returncode != 0:
+        return {
+            "opened": False,
+            "error": f"the checker exited {proc.returncode}: {proc.stderr[-1500:]}",
+        }
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+def judge(plan: list[dict[str, Any]], acknowledged: int, found: dict[str, Any]) -> list[str]:
+    """What is wrong with a reopened disk, given the first ``acknowledged`` calls."""
+    if not found["opened"]:
+        return [f"did not open: {found['error']}"]
+    problems = [f"verify: {problem}" for problem in found["verify"]]
+    people: dict[str, str] = found["people"]
+    may_hold: dict[str, str] = {}
+    for index, step in enumerate(plan[: acknowledged + 1]):
+        written = step.get("people", {})
+        may_hold.update(written)
+        if index >= acknowledged:
+            continue  # the call in flight may have happened or not
+        for key, name in written.items():
+            if people.get(key) != name:
+                problems.append(f"lost: call {index} wrote {key}, reads {people.get(key)!r}")
+    for key, name in people.items():
+        if may_hold.get(key) != name:
+            problems.append(f"phantom: {key}={name[:20]!r} was never written")
+    for step in plan:
+        if step["call"] == "mutate":
+            present = [key in people for key in step["people"]]
+            if any(present) and not all(present):
+                problems.append(f"torn MUTATE: {sorted(step['people'])} stored {present}")
+    return problems
+
+
+# -- the run -------------------------------------------------------------------
+
+
+def choose_cuts(
+    ops: list[dict[str, Any]], states: int, rng: random.Random
+) -> list[tuple[int, str]]:
+    """Cut points with the kind of disk for each: every sync's neighbourhood
+    first (where durability is decided), then anywhere."""
+    barriers = [
+        i for i, op in enumerate(ops) if op["op"] in ("fsync", "fsync_dir", "syncfs", "rename")
+    ]
+    cuts: list[tuple[int, str]] = [(len(ops), "synced")]
+    while len(cuts) < states:
+        if barriers and rng.random() < 0.6:
+            cut = min(len(ops), rng.choice(barriers) + rng.choice((0, 1)))
+        else:
+            cut = rng.randrange(len(ops) + 1)
+        kind = rng.choice(("random", "random", "random", "synced", "everything"))
+        cuts.append((cut, kind))
+    return cuts[:states]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--states", type=int, default=300, help="disks to build and open")
+    parser.add_argument("--calls", type=int, default=40, help="calls in the writer's plan")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dir", type=Path, help="keep the work here (default: a temporary one)")
+    parser.add_argument("--out", type=Path, default=Path("bench-results/powercut.json"))
+    parser.add_argument("--jobs", type=int, default=2, help="disks checked at once")
+    args = parser.parse_args(argv)
+
+    rng = random.Random(args.seed)
+    work = args.dir or Path(tempfile.mkdtemp(prefix="anda-powercut-"))
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    plan = make_plan(args.calls, rng)
+    ops = record(work / "store", plan, work)
+    ack_positions = [i for i, op in enumerate(ops) if op["op"] == "ack"]
+    cuts = choose_cuts(ops, args.states, rng)
+    seeds = [rng.randrange(2**32) for _ in cuts]
+
+    def one(index: int) -> dict[str, Any]:
+        cut, kind = cuts[index]
+        disk = cut_disk(ops, cut, random.Random(seeds[index]), kind)
+        root = work / f"disk-{index}"
+        shutil.rmtree(root, ignore_errors=True)
+        disk.write_to(root)
+        acknowledged = sum(position < cut for position in ack_positions)
+        problems = judge(plan, acknowledged, check(root))
+        if not problems:
+            shutil.rmtree(root)
+        return {"cut": cut, "kind": kind, "acknowledged": acknowledged, "problems": problems}
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        outcomes = list(pool.map(one, range(len(cuts))))
+    failures = [outcome for outcome in outcomes if outcome["problems"]]
+    kinds = Counter(op["op"] for op in ops)
+    figures = {
+        "states": len(outcomes),
+        "calls": len(plan),
+        "recorded_changes": len(ops) - kinds["ack"],
+        "changes_by_kind": dict(sorted(kinds.items())),
+        "states_by_kind": dict(Counter(outcome["kind"] for outcome in outcomes)),
+        "acknowledged_writes_checked": sum(
+            len(step.get("people", {}))
+            for outcome in outcomes
+            for step in plan[: outcome["acknowledged"]]
+        ),
+        "failures": len(failures),
+        "first_failures": failures[:5],
+        "seconds": round(time.monotonic() - started, 1),
+        "ok": not failures,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2))
+    print(
+        f"powercut: {figures['states']} disks from {figures['recorded_changes']} recorded changes "
+        f"of {figures['calls']} calls; {figures['acknowledged_writes_checked']} acknowledged "
+        f"writes checked; {figures['failures']} failures ({figures['seconds']} s)"
+    )
+    for failure in failures[:5]:
+        print(f"  cut {failure['cut']} ({failure['kind']}): {failure['problems'][:3]}")
+    if failures:
+        print(f"failing disks kept in {work}")
+    elif args.dir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
