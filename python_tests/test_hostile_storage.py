@@ -119,3 +119,36 @@ def test_a_read_only_file_system_gives_typed_errors_and_keeps_the_data(tmp_path:
             assert _name(reopened, "kept") == ["Kept"]
             assert _name(reopened, "refused") == []
             assert reopened.verify().ok
+
+
+def test_a_checkpoint_on_a_full_disk_loses_nothing_and_completes_once_space_returns(
+    tmp_path: Path,
+) -> None:
+    disk = tmp_path / "disk"
+    with _small_filesystem(disk, "8m") as mounted:
+        if not mounted:
+            pytest.skip(
+                "needs a small tmpfs (root with CAP_SYS_ADMIN): the checkpoint is below "
+                "the fault-injecting store"
+            )
+        nexus = anda.Nexus(disk / "store")
+        nexus.execute_kip(UPSERT, {"key": "before", "name": "Before"})
+        nexus.flush()
+        nexus.execute_kip(UPSERT, {"key": "journaled", "name": "J" * 2000})  # acknowledged
+        filler = disk / "filler"
+        with filler.open("wb", buffering=0) as file, contextlib.suppress(OSError):
+            while True:
+                file.write(bytes(65536))
+        # The checkpoint cannot write its files: a typed error, not an unknown outcome.
+        with pytest.raises(anda.StoreError, match="nothing acknowledged is lost") as refused:
+            nexus.flush()
+        assert not isinstance(refused.value, anda.OutcomeUnknownError)
+        assert _name(nexus, "journaled") == ["J" * 2000]
+        filler.unlink()
+        nexus.flush()  # space is back: the same store completes the checkpoint
+        nexus.execute_kip(UPSERT, {"key": "after", "name": "After"})
+        nexus.close()
+        with anda.Nexus(disk / "store", readonly=True) as reopened:
+            for key, name in (("before", "Before"), ("journaled", "J" * 2000), ("after", "After")):
+                assert _name(reopened, key) == [name], key
+            assert reopened.verify().ok
