@@ -183,6 +183,50 @@ def reopen_after_crash(concepts: int, journal_bytes: int, work: Path) -> dict[st
     }
 
 
+def open_with_leaked_directories(concepts: int, leaked: int, work: Path) -> dict[str, Any]:
+    """Opening a store that holds the empty directories older anda left for
+    every retired generation (about 27 a commit), and the same store once a
+    writable open has removed them. Read-only opens, which remove nothing,
+    time both; medians of three."""
+    store = work / "leaked"
+    with anda.Nexus(store) as nexus:
+        load(nexus, 0, concepts)
+    collection = store / "gen" / "anda_db" / "concepts"
+    for i in range(leaked):
+        (collection / "btree_indexes" / "leaked" / f"bucket_{i}.cbor").mkdir(parents=True)
+
+    def open_s() -> float:
+        samples = []
+        for _ in range(3):
+            proc = subprocess.run(
+                [sys.executable, "-c", REOPEN_READONLY, str(store)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            samples.append(float(proc.stdout))
+        return round(statistics.median(samples), 3)
+
+    with_leaks = open_s()
+    anda.Nexus(store).close()  # a writable open removes them
+    remaining = sum(1 for _ in (store / "gen").rglob("*") if _.is_dir() and not any(_.iterdir()))
+    return {
+        "concepts": concepts,
+        "empty_directories": leaked,
+        "open_with_them_s": with_leaks,
+        "open_after_removal_s": open_s(),
+        "empty_directories_left": remaining,
+    }
+
+
+REOPEN_READONLY = """
+import anda, sys, time
+started = time.perf_counter()
+nexus = anda.Nexus(sys.argv[1], readonly=True)
+print(time.perf_counter() - started)
+nexus.close()
+"""
+
 PER_COMMIT = f"""
 import anda, json, sys
 nexus = anda.Nexus(sys.argv[1])
@@ -259,6 +303,9 @@ def main() -> None:
         figures["reopen_after_crash"] = reopen_after_crash(
             3000 if quick else 10_000, (8 if quick else 31) << 20, work
         )
+        figures["leaked_directories"] = open_with_leaked_directories(
+            1000, 400 if quick else 1400, work
+        )
         if shutil.which("strace") and sys.platform == "linux":
             figures["per_commit"] = per_commit(20 if quick else 100, work)
     finally:
@@ -282,6 +329,12 @@ def main() -> None:
         f"reopen after a crash at {r['concepts']:,} concepts with {r['journal_bytes'] >> 20} MiB "
         f"of journal: {r['reopen_with_journal_s']} s (clean: {r['reopen_clean_s']} s; "
         "target < 2 s)"
+    )
+    d = figures["leaked_directories"]
+    print(
+        f"open with {d['empty_directories']:,} empty directories left by older anda: "
+        f"{d['open_with_them_s']} s; after the first writable open removed them: "
+        f"{d['open_after_removal_s']} s ({d['empty_directories_left']} left)"
     )
     if "per_commit" in figures:
         c = figures["per_commit"]

@@ -793,6 +793,65 @@ mod tests {
     }
 
     #[test]
+    fn a_closed_directory_store_reads_back_through_the_stack_older_anda_used() {
+        let dir = std::env::temp_dir().join(format!("anda-embedded-older-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rt = runtime();
+        let write = r#"UPSERT CONCEPT ?p { MATCH { type: "Person", key: "old" } SET FIELDS { name: "Kept" } }"#;
+        let find = r#"FIND(?p.name) WHERE { ?p {type: "Person", key: "old"} }"#;
+        rt.block_on(async {
+            let store =
+                EmbeddedNexus::open(Location::Directory(dir.clone()), &OpenOptions::default())
+                    .await
+                    .unwrap();
+            let written = store
+                .execute(
+                    single_command(write.into(), None, false),
+                    false,
+                    &Principal::anonymous(),
+                )
+                .await;
+            assert_eq!(written.status, TopLevelStatus::Succeeded, "{written:?}");
+            store.acknowledge().await.unwrap();
+            store.close().await.unwrap();
+        });
+        assert!(!dir.join(journal::FILE_NAME).exists());
+        // MetaStore straight over a file system that syncs each put: no journal.
+        rt.block_on(async {
+            let local = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                .unwrap()
+                .with_fsync(true);
+            let objects: Arc<dyn ObjectStore> =
+                Arc::new(MetaStoreBuilder::new(local, META_CACHE_CAPACITY).build());
+            let (memory, nexus) = EmbeddedNexus::connect(objects.clone(), &OpenOptions::default())
+                .await
+                .unwrap();
+            let older = EmbeddedNexus {
+                memory: Arc::new(memory),
+                nexus,
+                location: Location::Directory(dir.clone()),
+                objects,
+                name: DEFAULT_DB_NAME.to_string(),
+                faults: None,
+                lease: None,
+                journal: None,
+                _lock: None,
+            };
+            let found = older
+                .execute(
+                    single_command(find.into(), None, false),
+                    true,
+                    &Principal::anonymous(),
+                )
+                .await;
+            let rows = serde_json::to_value(&found).unwrap()["results"][0]["result"].clone();
+            assert_eq!(rows, serde_json::json!(["Kept"]), "{found:?}");
+            older.release().await;
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_directory_opens_once_and_reopens_after_drop() {
         let dir = std::env::temp_dir().join(format!("anda-embedded-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
