@@ -4,7 +4,9 @@
 //! schema, AndaDB skips it and says so only in a log warning: the answer is
 //! then silently short. This module installs the process's `log` logger (if
 //! nobody else has) and records those warnings, so that a call during which
-//! one happened can be refused instead of answered wrong.
+//! one happened can be refused instead of answered wrong. The journal
+//! reports here too ([`report`]) a payload it reads back damaged, which the
+//! engine would skip without any warning.
 use crate::verify::Problem;
 use log::{Level, Log, Metadata, Record, kv};
 use std::sync::{
@@ -44,22 +46,29 @@ impl Log for DamageLog {
         }
         let source = record.key_values();
         let field = |key: &str| source.get(kv::Key::from_str(key)).map(|v| v.to_string());
-        let problem = Problem {
+        report(Problem {
             collection: field("collection").unwrap_or_else(|| "?".to_string()),
             document: field("doc_id").and_then(|id| id.parse().ok()),
             message,
-        };
-        let mut recent = RECENT
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if recent.len() == KEPT_EVENTS {
-            recent.remove(0);
-        }
-        recent.push(problem);
-        EVENTS.fetch_add(1, Ordering::AcqRel);
+        });
     }
 
     fn flush(&self) {}
+}
+
+/// Records a damaged record anda found itself (a payload that is not what
+/// was written, see `journal/sums.rs`), so that the call that read it is
+/// refused like one during which the engine skipped a record. Needs no
+/// logger: it is noticed even when [`watch`] could not install one.
+pub(crate) fn report(problem: Problem) {
+    let mut recent = RECENT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if recent.len() == KEPT_EVENTS {
+        recent.remove(0);
+    }
+    recent.push(problem);
+    EVENTS.fetch_add(1, Ordering::AcqRel);
 }
 
 /// Starts watching (idempotent). Returns `false` if another logger was
