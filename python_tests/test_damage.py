@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,9 +13,10 @@ from pathlib import Path
 import pytest
 
 import anda
-from conftest import UPSERT_PERSON, people
+from conftest import UPSERT_PERSON, people, result, run_python
 
 ROOT = Path(__file__).resolve().parent.parent
+FIND_NAMES = 'FIND(?p.name) WHERE { ?p {type: "Person"} }'
 
 
 def _store_with_people(path: Path, count: int = 12) -> list[list[str]]:
@@ -62,6 +64,67 @@ def test_a_damaged_concept_is_never_left_out_silently(store_dir: Path, damage: s
     # A full check names the damage whatever the read path did.
     with pytest.raises(anda.CorruptStoreError, match="concepts"):
         anda.Nexus(store_dir, verify=True)
+
+
+def _damage(victim: Path, damage: str) -> None:
+    data = victim.read_bytes()
+    if damage == "truncate":
+        victim.write_bytes(data[: len(data) // 2])
+    elif damage == "zero":
+        victim.write_bytes(bytes(len(data)))
+    else:
+        flipped = bytearray(data)
+        flipped[len(data) // 2] ^= 0xFF
+        victim.write_bytes(bytes(flipped))
+
+
+def _a_concept_file(store_dir: Path) -> Path:
+    victims = sorted(store_dir.glob("gen/anda_db/concepts/data/*/*"))
+    assert len(victims) >= 12, victims
+    return victims[len(victims) // 2]
+
+
+def _find_names_refused(store_dir: Path, victim: Path) -> None:
+    with (
+        anda.Nexus(store_dir) as store,
+        pytest.raises(anda.CorruptStoreError, match=re.escape(victim.name)) as refused,
+    ):
+        store.execute_kip(FIND_NAMES)
+    assert "concepts" in str(refused.value)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "zero", "flip"])
+def test_a_damaged_record_is_refused_never_read_as_absent(store_dir: Path, damage: str) -> None:
+    # Each of these damages made the FIND answer 11 names of 12, no error:
+    # the engine's KQL reads a record it cannot decode as absent.
+    _store_with_people(store_dir)
+    with anda.Nexus(store_dir) as store:
+        assert sorted(result(store.execute_kip(FIND_NAMES))) == sorted(f"P{i}" for i in range(12))
+    victim = _a_concept_file(store_dir)
+    _damage(victim, damage)
+    _find_names_refused(store_dir, victim)
+
+
+def test_a_damaged_record_is_refused_after_a_replay_and_in_a_copy(tmp_path: Path) -> None:
+    # Objects put in the directory by a replayed journal, and by copy_store's
+    # destination, are checked as well as those of a checkpoint.
+    source, copy = tmp_path / "source", tmp_path / "copy"
+    killed = run_python(
+        "import anda, os, signal, sys\n"
+        "nexus = anda.Nexus(sys.argv[1])\n"
+        f"nexus.execute_kip([({UPSERT_PERSON!r}, {{'key': f'p{{i:02d}}', 'name': f'P{{i}}'}})"
+        " for i in range(12)])\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n",
+        str(source),
+    )
+    assert killed.returncode == -9, killed.stderr
+    with anda.Nexus(source) as store:
+        assert len(result(store.execute_kip(FIND_NAMES))) == 12
+    anda.copy_store(source, copy)
+    for store_dir in (source, copy):
+        victim = _a_concept_file(store_dir)
+        _damage(victim, "flip")
+        _find_names_refused(store_dir, victim)
 
 
 def test_check_cli_reports_for_cron(store_dir: Path) -> None:

@@ -45,7 +45,8 @@ def test_a_closed_store_is_andadb_layout_with_no_journal(store_dir: Path) -> Non
         for i in range(30):
             nexus.execute_kip(UPSERT_PERSON, {"key": f"p{i}", "name": "x" * i})
         assert (store_dir / JOURNAL).exists()
-    assert sorted(os.listdir(store_dir)) == ["anda.lock", "gen", "meta"]
+    # anda.sums: the checksums of the payloads, read by anda only.
+    assert sorted(os.listdir(store_dir)) == ["anda.lock", "anda.sums", "gen", "meta"]
     # Every retired generation took its directory with it.
     assert _empty_directories(store_dir) == []
 

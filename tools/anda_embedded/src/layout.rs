@@ -6,7 +6,13 @@ use std::{
 };
 
 /// Entries anda itself creates at the top of a store directory.
-const STORE_ENTRIES: [&str; 4] = ["anda.lock", "gen", "meta", crate::journal::FILE_NAME];
+const STORE_ENTRIES: [&str; 5] = [
+    "anda.lock",
+    "gen",
+    "meta",
+    crate::journal::FILE_NAME,
+    crate::journal::sums::FILE_NAME,
+];
 
 /// Refuses a directory that holds something other than an anda store (so a
 /// mistyped path never scatters a database among a user's files), and a

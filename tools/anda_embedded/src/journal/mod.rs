@@ -21,6 +21,7 @@
 mod disk;
 mod format;
 mod store;
+pub(crate) mod sums;
 #[cfg(test)]
 mod tests;
 
@@ -94,6 +95,8 @@ pub(crate) struct Journal {
     backend: LocalFileSystem,
     /// Where every change to the directory goes.
     disk: Disk,
+    /// The checksums of the payloads in the directory.
+    sums: sums::Sums,
     state: Mutex<State>,
     /// The file, held by whoever appends to it or checkpoints.
     writer: tokio::sync::Mutex<Writer>,
@@ -149,6 +152,7 @@ impl Journal {
             root: root.to_path_buf(),
             backend,
             disk: Disk::new(root),
+            sums: sums::Sums::load(root),
             state: Mutex::new(State {
                 overlay: HashMap::new(),
                 batch: format::new_batch(),
@@ -494,11 +498,18 @@ impl Journal {
             objects.iter().partition(|(_, _, value)| value.is_some());
         for (path, _, value) in puts.into_iter().chain(deletes) {
             match value {
-                Some(stored) => self.disk.put(path.as_ref(), &stored.data),
-                None => self.disk.delete(path.as_ref()),
+                Some(stored) => self.disk.put(path.as_ref(), &stored.data).map(|()| {
+                    self.sums.record(path.as_ref(), &stored.data);
+                }),
+                None => self.disk.delete(path.as_ref()).map(|()| {
+                    self.sums.forget(path.as_ref());
+                }),
             }
             .map_err(|err| self.checkpoint_failed(format!("{path}: {err}")))?;
         }
+        self.sums
+            .save(|name, bytes| self.disk.put(name, bytes))
+            .map_err(|err| self.checkpoint_failed(format!("{}: {err}", sums::FILE_NAME)))?;
         self.disk
             .sync_all()
             .map_err(|err| self.checkpoint_failed(err.to_string()))?;

@@ -126,12 +126,37 @@ impl JournalStore {
             Some(range) => range.as_range(meta.size).map_err(range_error)?,
             None => 0..meta.size,
         };
+        let from_directory = stored.is_none();
         let data = match stored {
             _ if options.head => Bytes::new(),
             Some(stored) => stored.data.slice(range.start as usize..range.end as usize),
             None => DirectoryFile::of(self, path)?.read(path, range.clone())?,
         };
+        if from_directory {
+            let whole = !options.head && range == (0..meta.size);
+            self.checked(path, meta.size, whole.then_some(&data))?;
+        }
         Ok((meta, range, data))
+    }
+
+    /// Refuses a payload read from the directory that is not what anda
+    /// wrote there (see `sums.rs`), and reports it, so that the call that
+    /// read it is refused even if the engine would skip the error.
+    fn checked(&self, path: &Path, size: u64, whole: Option<&Bytes>) -> Result<()> {
+        let Err(damage) = self
+            .0
+            .sums
+            .check(path.as_ref(), size, whole.map(|b| &b[..]))
+        else {
+            return Ok(());
+        };
+        let problem = damage.problem(&self.0.root.join(path.as_ref()));
+        let message = crate::describe(&problem);
+        crate::damage::report(problem);
+        Err(object_store::Error::Generic {
+            store: "anda journal",
+            source: message.into(),
+        })
     }
 
     fn put_bytes(&self, path: &Path, data: Bytes, mode: &PutMode) -> Result<PutResult> {
