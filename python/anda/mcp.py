@@ -32,16 +32,12 @@ the server directly:
 
 from __future__ import annotations
 
-import argparse
 import functools
 import inspect
 import json
 import logging
-import os
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from types import FrameType
 from typing import Any, TypeAlias
 
 try:
@@ -50,7 +46,6 @@ try:
     from mcp import types
     from mcp.server import ServerRequestContext
     from mcp.server.lowlevel import Server
-    from mcp.server.stdio import stdio_server
     from mcp.shared.exceptions import MCPError
 except ImportError as _err:  # a missing (or 1.x) SDK; trouble elsewhere raises as it is
     if (_err.name or "").partition(".")[0] not in {"mcp", "mcp_types", "anyio"}:
@@ -59,7 +54,6 @@ except ImportError as _err:  # a missing (or 1.x) SDK; trouble elsewhere raises 
 
 import anda
 from anda._calls import READ_WRITE_TOOL, READONLY_TOOL, read_primer_async
-from anda._cli import add_store_arguments, open_from_arguments
 
 __all__ = [
     "INSTRUCTIONS_URI",
@@ -330,31 +324,13 @@ def _server_instructions(readonly: bool) -> str:
 # -- python -m anda mcp ---------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m anda mcp",
-        description="Serve an Anda memory to MCP hosts over stdio (stdout is the MCP channel; "
-        "messages go to stderr).",
-        epilog="Example: python -m anda mcp --db ./memory",
-    )
-    add_store_arguments(
-        parser, readonly_help="refuse state-changing commands; only execute_kip_readonly is offered"
-    )
-    parser.add_argument(
-        "--log-level",
-        choices=("debug", "info", "warning", "error"),
-        default="warning",
-        help="what to log on stderr (default: warning)",
-    )
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m anda mcp [--db DIR] [--readonly] [--tenancy ...] [--caller ID] [--name N]``.
 
     Opens the store, serves it over stdio until standard input closes, then
     closes (and so flushes) the store and returns the exit status. SIGTERM
-    and SIGINT close the store too before the process exits.
+    and SIGINT close the store too before the process exits. The command
+    line itself is :mod:`anda.cli.mcp`.
 
     >>> from anda.mcp import main
     >>> try:
@@ -364,75 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     usage: python -m anda mcp [-h] [--db DB] [--name NAME] [--readonly] ...
     exit status 0
     """
-    args = _parser().parse_args(sys.argv[1:] if argv is None else list(argv))
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=args.log_level.upper(),
-        format="anda mcp: %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        memory = open_from_arguments(args)
-    except (anda.AndaError, TypeError, ValueError) as err:
-        _say(f"error: cannot open the store: {err}")
-        return 1
-    previous = _close_on_signals(memory)
-    try:
-        _say(_describe(memory, args))
-        anyio.run(_serve_stdio, create_server(memory, caller=args.caller))
-    finally:
-        memory.close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    return 0
+    from anda.cli.mcp import main as serve_stdio
 
-
-async def _serve_stdio(server: Server[Any]) -> None:
-    async with stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())
-
-
-def _describe(memory: anda.Nexus | anda.Client, args: argparse.Namespace) -> str:
-    details = ["read-only" if memory.readonly else "writable"]
-    if isinstance(memory, anda.Client):
-        return f"serving the memory at {memory.url} over stdio ({', '.join(details)})"
-    details.append(f"tenancy {memory.tenancy}")
-    if args.caller is not None:
-        details.append(f"caller {args.caller!r}")
-    if memory.path is None:
-        return (
-            f"serving an IN-MEMORY store over stdio ({', '.join(details)}): nothing is kept "
-            "after this server exits; pass --db DIR or set ANDA_DB to keep the memory"
-        )
-    return f"serving the store at {memory.path} over stdio ({', '.join(details)})"
-
-
-def _close_on_signals(memory: anda.Nexus | anda.Client) -> dict[int, Any]:
-    """On SIGTERM or SIGINT, close (flush) the store and exit at once.
-
-    Waiting for the event loop to wind down is not an option: the stdio
-    reader blocks in a thread until the host closes stdin, which a host that
-    signals may never do.
-    """
-
-    def close_and_exit(signum: int, frame: FrameType | None) -> None:
-        try:
-            memory.close()
-        except anda.AndaError as err:
-            _say(f"error: could not close the store: {err}")
-        sys.stderr.flush()
-        os._exit(128 + signum)
-
-    previous: dict[int, Any] = {}
-    for name in ("SIGTERM", "SIGINT"):
-        signum = getattr(signal, name, None)
-        if signum is not None:
-            previous[signum] = signal.signal(signum, close_and_exit)
-    return previous
-
-
-def _say(message: str) -> None:
-    # Never stdout: it is the MCP channel.
-    print(f"anda mcp: {message}", file=sys.stderr, flush=True)
+    return serve_stdio(argv)
 
 
 if __name__ == "__main__":

@@ -51,12 +51,36 @@ except ModuleNotFoundError as _err:  # only a missing package; a broken one rais
         "anda.server needs starlette, uvicorn and the MCP SDK: pip install 'anda[server]'"
     ) from _err
 
+from collections.abc import Sequence
+
 from anda.server._app import (
     DEFAULT_MAX_BODY,
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_TIMEOUT,
     create_app,
 )
-from anda.server._cli import main
 
 __all__ = ["DEFAULT_MAX_BODY", "DEFAULT_MAX_IN_FLIGHT", "DEFAULT_TIMEOUT", "create_app", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m anda serve``: serves until SIGTERM or SIGINT, then returns 0.
+
+    On a signal the server stops accepting connections, finishes the
+    requests in flight and the writes that outlived their answers, then
+    flushes and closes the store. Exit status 2: a configuration it refuses
+    (no key on a non-loopback address, an unreadable keys file, a server's
+    URL as ``--db``: this process owns the store); 1: the store could not be
+    opened. The command line itself is :mod:`anda.cli.serve`.
+
+    >>> from anda.server import main
+    >>> try:
+    ...     main(["--help"])
+    ... except SystemExit as done:
+    ...     print("exit status", done.code)
+    usage: python -m anda serve [-h] [--db DB] [--name NAME] [--readonly] ...
+    exit status 0
+    """
+    from anda.cli.serve import main as serve
+
+    return serve(argv)
