@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +11,13 @@ from pathlib import Path
 from conftest import UPSERT_PERSON
 
 
-def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def _cli(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "anda", *args],
         input=stdin,
+        env=None if env is None else {**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=300,
@@ -115,3 +119,57 @@ def test_a_reader_that_stops_early_ends_it_quietly() -> None:
     proc.stderr.close()
     assert proc.wait(timeout=300) == 141
     assert stderr == ""
+
+
+SUBCOMMANDS = ("run", "load", "check", "export", "import", "copy", "mcp", "serve")
+
+
+def test_help_names_every_subcommand() -> None:
+    for args in (["--help"], ["run", "--help"]):
+        proc = _cli(*args)
+        assert proc.returncode == 0, proc.stderr
+        listed = {line.split()[0] for line in proc.stdout.splitlines() if line.startswith("  ")}
+        assert set(SUBCOMMANDS) <= listed, proc.stdout
+        assert "--db" in proc.stdout  # and the options of running one command
+    for name in SUBCOMMANDS:
+        proc = _cli(name, "--help")
+        assert proc.returncode == 0, (name, proc.stderr)
+        assert proc.stdout.startswith(f"usage: python -m anda {'' if name == 'run' else name}")
+
+
+def test_a_server_url_is_refused_before_anything_is_opened(tmp_path: Path) -> None:
+    """The subcommands that need the store itself refuse a server's URL at
+    once (nothing listens at it: reaching it would fail differently)."""
+    capsule = tmp_path / "capsule.json"
+    capsule.write_text("{}", encoding="utf-8")
+    url = "http://127.0.0.1:9"
+    for args in (["check"], ["import", str(capsule)], ["serve"]):
+        for proc in (
+            _cli(*args, "--db", url),
+            _cli(*args, env={"ANDA_DB": url}),
+        ):
+            assert proc.returncode == 2, (args, proc.stderr)
+            assert f"{url} is a server" in proc.stderr, (args, proc.stderr)
+            assert proc.stdout == ""
+
+
+def test_a_server_url_is_served_wherever_the_memory_is_enough(tmp_path: Path) -> None:
+    from test_server import serving  # needs anda[server]
+
+    with serving(tmp_path, in_memory=True) as served:
+        params = json.dumps({"key": "remote", "name": "Remote"})
+        wrote = _cli("--db", served.url, "--params", params, UPSERT_PERSON)
+        assert wrote.returncode == 0, wrote.stderr
+        rows = "\n".join(
+            json.dumps({"upsert": {"type": "Person", "key": f"r{i}"}}) for i in range(3)
+        )
+        loaded = _cli("load", "--db", served.url, stdin=rows)
+        assert loaded.returncode == 0, loaded.stderr
+        assert json.loads(loaded.stdout) == {"operations": 3, "transactions": 1}
+        exported = _cli("export", "--db", served.url, '?roots {type: "Person"}')
+        assert exported.returncode == 0, exported.stderr
+        records = json.loads(exported.stdout)["payload"]["records"]
+        assert len([r for r in records if r["kind"] == "concept"]) == 4
+        listened = _cli("mcp", env={"ANDA_DB": served.url}, stdin="")
+        assert listened.returncode == 0, listened.stderr
+        assert f"serving the memory at {served.url}" in listened.stderr
