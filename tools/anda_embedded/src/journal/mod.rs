@@ -229,8 +229,16 @@ impl Journal {
                     ),
                     Operation::Delete { path } => (path, None),
                 };
+                // The path as it was written (`Path::from` would encode it again).
+                let path = Path::parse(&path).map_err(|err| {
+                    StoreError::Corrupt(vec![crate::Problem {
+                        collection: FILE_NAME.to_string(),
+                        document: None,
+                        message: format!("the journal names an invalid path {path:?}: {err}"),
+                    }])
+                })?;
                 state.overlay.insert(
-                    Path::from(path),
+                    path,
                     Entry {
                         operation: number,
                         value,

@@ -360,6 +360,23 @@ fn a_checkpoint_that_fails_loses_nothing_and_succeeds_once_the_disk_allows() {
 }
 
 #[test]
+fn a_path_with_encoded_characters_replays_as_it_was_written() {
+    let scratch = Scratch::new("encoded");
+    let key = Path::from_iter(["meta", "a%b#c d"]);
+    runtime().block_on(async {
+        let (journal, store) = open(&scratch.0).await;
+        store.put(&key, "odd".into()).await.unwrap();
+        journal.sync().await.unwrap();
+        journal.abandon();
+    });
+    runtime().block_on(async {
+        let (_, store) = open(&scratch.0).await;
+        let data = store.get(&key).await.unwrap().bytes().await.unwrap();
+        assert_eq!(&data[..], b"odd");
+    });
+}
+
+#[test]
 fn a_stop_during_a_checkpoint_replays_the_set_aside_journal_then_the_new_one() {
     let scratch = Scratch::new("set-aside");
     runtime().block_on(async {
