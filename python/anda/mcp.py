@@ -330,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Opens the store, serves it over stdio until standard input closes, then
     closes (and so flushes) the store and returns the exit status. SIGTERM
     and SIGINT close the store too before the process exits. The command
-    line itself is :mod:`anda.cli.mcp`.
+    line itself is ``anda.cli.mcp``.
 
     >>> from anda.mcp import main
     >>> try:

@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     flushes and closes the store. Exit status 2: a configuration it refuses
     (no key on a non-loopback address, an unreadable keys file, a server's
     URL as ``--db``: this process owns the store); 1: the store could not be
-    opened. The command line itself is :mod:`anda.cli.serve`.
+    opened. The command line itself is ``anda.cli.serve``.
 
     >>> from anda.server import main
     >>> try:
