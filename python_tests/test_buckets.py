@@ -7,6 +7,7 @@ the server stops."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import socket
 import subprocess
@@ -259,9 +260,10 @@ def test_a_holder_that_loses_its_lease_stops_writing(
     thief = _s3(endpoint)
     thief.put_object(Bucket=bucket, Key=f"{prefix}/anda_db.lease", Body=b'{"holder": "thief"}')
     deadline = time.monotonic() + 15
-    while True:
+    # A new key each time: the same upsert again changes nothing and writes nothing.
+    for attempt in itertools.count():
         try:
-            nexus.execute_kip(UPSERT, {"key": "after", "name": "After"})
+            nexus.execute_kip(UPSERT, {"key": f"after-{attempt}", "name": "After"})
         except anda.AndaError as err:
             assert "no longer holds the lease" in str(err)
             break
