@@ -215,36 +215,11 @@ fn decode(bytes: &[u8]) -> Option<HashMap<String, Sum>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{Scratch, runtime};
     use super::super::{Journal, JournalStore};
     use super::*;
     use bytes::Bytes;
     use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, path::Path};
-    use std::path::PathBuf;
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!("anda-sums-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     const KEY: &str = "gen/db/people/data/7.cbor/g1";
 
@@ -375,7 +350,7 @@ mod tests {
 
     #[test]
     fn a_replayed_journal_sums_what_it_puts_and_deletes_forget_theirs() {
-        let scratch = Scratch::new("replay");
+        let scratch = Scratch::new("sums-replay");
         runtime().block_on(async {
             let journal = Journal::open(&scratch.0, false).await.unwrap();
             let store = JournalStore(journal.clone());
