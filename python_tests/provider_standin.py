@@ -45,9 +45,14 @@ class ToolCall:
     parameters: dict[str, Any] | None = None
     expect: str = "succeeded"
     name: str = "execute_kip"
+    #: The arguments exactly as the model sends them, for a tool whose schema
+    #: is not the engine's (e.g. a strict-mode variant); else built from the above.
+    raw: dict[str, Any] | None = None
 
     @property
     def arguments(self) -> dict[str, Any]:
+        if self.raw is not None:
+            return self.raw
         arguments: dict[str, Any] = {"command": self.command}
         if self.parameters is not None:
             arguments["parameters"] = self.parameters
@@ -90,10 +95,20 @@ class _Seen:
 class StandIn:
     """The stand-in server: ``with StandIn(script, ...) as api: api.url``."""
 
-    def __init__(self, script: Sequence[Step], *, request: str, model: str) -> None:
+    def __init__(
+        self,
+        script: Sequence[Step],
+        *,
+        request: str,
+        model: str,
+        tools: dict[str, list[dict[str, Any]]] | None = None,
+    ) -> None:
         self.script = list(script)
         self.request = request
         self.model = model
+        # The tools each API must be sent (api -> list), where they are not
+        # exactly anda.tools' (e.g. a framework's strict-mode variant).
+        self.tools = tools or {}
         self.exchanges: list[Exchange] = []
         self.failures: list[str] = []
         self._lock = threading.Lock()
@@ -148,7 +163,7 @@ class StandIn:
             problems.append("no anthropic-version header")
         if body.get("model") != self.model:
             problems.append(f"model {body.get('model')!r}, expected {self.model!r}")
-        if body.get("tools") != _expected_tools(api):
+        if body.get("tools") != self.tools.get(api, _expected_tools(api)):
             problems.append(f"tools are not anda's: {body.get('tools')!r}")
         system, user, seen = _conversation(api, body)
         if KIP_CARD not in system:
@@ -183,11 +198,18 @@ class StandIn:
 
 
 def _check_result(made: str, expect: str, result: _Seen) -> list[str]:
+    content = result.content
+    problems = []
+    if isinstance(content, str) and "\nresponse: " in content:
+        # A framework's failed tool (anda.integrations.tool_error_text): the
+        # typed error on the first line, then the whole response.
+        summary, content = content.split("\nresponse: ", 1)
+        if expect not in summary:
+            problems.append(f"the error for {made} does not name {expect}: {summary!r}")
     try:
-        response = json.loads(result.content)
+        response = json.loads(content)
     except (TypeError, ValueError):
         return [f"the result for {made} is not a KIP response: {result.content!r}"]
-    problems = []
     if expect == "succeeded":
         if response.get("status") != "succeeded":
             problems.append(f"the result for {made} did not succeed: {result.content}")
