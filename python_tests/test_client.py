@@ -29,6 +29,7 @@ from conftest import FIND_PERSON_NAME, UPSERT_PERSON, result
 from test_server import Served, free_port, serving
 
 FIND_ATTRIBUTES = "FIND(?c.name, ?c.attributes) WHERE { ?c {type: :type, key: :key} }"
+FIND_ANY = 'FIND(?p) WHERE { ?p {type: "Person"} }'
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def test_construction_and_repr() -> None:
         Client("http://x", timeout=0)
     remote.close()
     assert remote.closed
-    with pytest.raises(anda.NexusClosedError):
+    with pytest.raises(anda.MemoryClosedError):
         remote.execute_kip("DESCRIBE PRIMER")
 
 
@@ -187,11 +188,14 @@ def _error(status: int, code: str, category: str, retry: str) -> tuple[int, dict
 
 
 def test_the_wire_is_the_upstream_envelope() -> None:
-    script = _Script(_ok(), _ok(), _ok(), _ok())
+    script = _Script(_ok(), _ok(), _ok(), _ok(), _ok())
     with scripted(script) as url, Client(url + "/kip", api_key="k") as remote:
         remote.execute_kip(UPSERT_PERSON, {"key": "a", "name": "A"})
         remote.execute_kip(["DESCRIBE PRIMER", ("FIND(?x)", {"k": 1})], dry_run=True)
         remote.call_tool("execute_kip", '{"command": "DESCRIBE PRIMER", "dry_run": false}')
+        # Reads, proven so by the engine's read-only gate: sent as execute_kip.
+        remote.call_tool("execute_kip_readonly", {"operations": ["DESCRIBE PRIMER", FIND_ANY]})
+        # Commands the gate cannot read: for the server's read-only method to judge.
         remote.call_tool("execute_kip_readonly", {"operations": ["A", "B"]})
     assert [request["body"] for request in script.requests] == [
         {
@@ -223,13 +227,25 @@ def test_the_wire_is_the_upstream_envelope() -> None:
             },
         },
         {
+            "method": "execute_kip",
+            "params": {
+                "kip": "2.0",
+                "operations": [{"command": "DESCRIBE PRIMER"}, {"command": FIND_ANY}],
+                "execution": {"mode": "independent"},
+            },
+        },
+        {
             "method": "execute_kip_readonly",
-            "params": {"kip": "2.0", "operations": [{"command": "A"}, {"command": "B"}]},
+            "params": {
+                "kip": "2.0",
+                "operations": [{"command": "A"}, {"command": "B"}],
+                "execution": {"mode": "independent"},
+            },
         },
     ]
     assert {request["path"] for request in script.requests} == {"/kip"}
     assert {request["headers"]["Authorization"] for request in script.requests} == {"Bearer k"}
-    # One kept-alive connection served all four calls.
+    # One kept-alive connection served all five calls.
     assert script.connections == 1
 
 

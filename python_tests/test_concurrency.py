@@ -136,7 +136,7 @@ def test_async_errors_are_typed(nexus: anda.Nexus) -> None:
             await nexus.execute_kip_async("FIND(?x WHERE")
         with pytest.raises(ValueError, match=r"parameters\['key'\]"):
             await nexus.execute_kip_async(FIND_PERSON_NAME, {"key": float("nan")})
-        inbox = anda._nexus._inbox(asyncio.get_running_loop())
+        inbox = anda._awaiting._inbox(asyncio.get_running_loop())
         assert inbox is not None
         assert not inbox._waiting  # the refused call left nothing registered
 
@@ -151,7 +151,7 @@ def test_async_cancellation_leaves_the_store_usable(nexus: anda.Nexus) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        inbox = anda._nexus._inbox(asyncio.get_running_loop())
+        inbox = anda._awaiting._inbox(asyncio.get_running_loop())
         assert inbox is not None
         assert not inbox._waiting  # the cancelled call is forgotten
         assert (await nexus.execute_kip_async("DESCRIBE PRIMER"))["status"] == "succeeded"
@@ -192,7 +192,7 @@ def test_closed_store_fails_async_too() -> None:
     store.close()
 
     async def main() -> None:
-        with pytest.raises(anda.NexusClosedError):
+        with pytest.raises(anda.MemoryClosedError):
             await store.execute_kip_async("DESCRIBE PRIMER")
 
     asyncio.run(main())
@@ -210,7 +210,7 @@ def test_concurrent_async_calls_each_get_their_own_result(nexus: anda.Nexus) -> 
         found = await asyncio.gather(
             *(nexus.execute_kip_async(FIND_PERSON_NAME, {"key": f"p{i}"}) for i in range(count))
         )
-        inbox = anda._nexus._inbox(asyncio.get_running_loop())
+        inbox = anda._awaiting._inbox(asyncio.get_running_loop())
         assert inbox is not None
         assert not inbox._waiting
         return [result(response) for response in found]
@@ -235,7 +235,7 @@ class _LoopWithoutReaders(asyncio.SelectorEventLoop):
 
 def test_async_calls_work_on_a_loop_that_cannot_watch_sockets(nexus: anda.Nexus) -> None:
     async def main() -> None:
-        assert anda._nexus._inbox(asyncio.get_running_loop()) is None
+        assert anda._awaiting._inbox(asyncio.get_running_loop()) is None
         await nexus.execute_kip_async(UPSERT_PERSON, {"key": "w", "name": "Proactor"})
         assert result(await nexus.execute_kip_async(FIND_PERSON_NAME, {"key": "w"})) == ["Proactor"]
         with pytest.raises(anda.KipSyntaxError):

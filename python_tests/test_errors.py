@@ -192,9 +192,9 @@ def test_closed_nexus_raises(nexus: anda.Nexus) -> None:
     store = anda.Nexus()
     store.close()
     assert store.closed
-    with pytest.raises(anda.NexusClosedError):
+    with pytest.raises(anda.MemoryClosedError):
         store.execute_kip("DESCRIBE PRIMER")
-    with pytest.raises(anda.NexusClosedError):
+    with pytest.raises(anda.MemoryClosedError):
         store.flush()
     store.close()  # idempotent
     assert "closed" in repr(store)

@@ -234,7 +234,7 @@ async def test_a_closed_memory_answers_with_an_error_result() -> None:
         closed = await client.call_tool("execute_kip_readonly", {"command": "DESCRIBE PRIMER"})
         tools = (await client.list_tools()).tools
     assert closed.is_error
-    assert "NexusClosedError" in _text(closed)
+    assert "MemoryClosedError" in _text(closed)
     assert len(tools) == 2
 
 

@@ -13,7 +13,7 @@ from conftest import run_python
 
 def test_import_creates_no_store() -> None:
     code = (
-        "import anda, anda._nexus as n, sys\n"
+        "import anda, anda._default as n, sys\n"
         "assert n._default is None, 'a default store exists after import'\n"
         "assert 'asyncio' not in sys.modules, 'import anda pulled in asyncio'\n"
         "print('ok')"

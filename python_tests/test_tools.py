@@ -181,7 +181,7 @@ def test_an_unknown_tool_is_a_value_error(nexus: anda.Nexus) -> None:
 def test_call_tool_on_a_closed_store() -> None:
     store = anda.Nexus()
     store.close()
-    with pytest.raises(anda.NexusClosedError):
+    with pytest.raises(anda.MemoryClosedError):
         store.call_tool("execute_kip", WRITE)
 
 

@@ -12,21 +12,15 @@ Importing is cheap: no store exists until the first call needs one.
 """
 
 from anda import _anda, bulk, tools
+from anda._base import Command, Execution
 from anda._capsules import Capsule, SchemaPackage
 from anda._client import Client
 from anda._copy import CopyResult, copy_store
+from anda._default import default_memory, default_nexus, execute_kip
+from anda._deprecation import old_name
 from anda._location import open_memory
 from anda._memory import Memory
-from anda._nexus import (
-    Command,
-    Execution,
-    Nexus,
-    Tenancy,
-    VerifyReport,
-    default_memory,
-    default_nexus,
-    execute_kip,
-)
+from anda._nexus import Nexus, Tenancy, VerifyReport
 from anda.errors import (
     AndaError,
     CorruptStoreError,
@@ -46,7 +40,7 @@ from anda.errors import (
     KipSystemError,
     KipTransactionError,
     KipTransportError,
-    NexusClosedError,
+    MemoryClosedError,
     OutcomeUnknownError,
     RemoteError,
     ServerUnreachableError,
@@ -96,6 +90,14 @@ def caller_principal(caller: str) -> str:
     return _anda.caller_principal(caller)
 
 
+# Old names, kept so code written against them still runs; each warns once used.
+_DEPRECATED = {"NexusClosedError": ("MemoryClosedError", MemoryClosedError)}
+
+
+def __getattr__(name: str) -> object:
+    return old_name(__name__, name, _DEPRECATED)
+
+
 __all__ = [
     "CRATE_VERSIONS",
     "ENGINE_VERSION",
@@ -126,8 +128,8 @@ __all__ = [
     "KipTransactionError",
     "KipTransportError",
     "Memory",
+    "MemoryClosedError",
     "Nexus",
-    "NexusClosedError",
     "OutcomeUnknownError",
     "RemoteError",
     "SchemaPackage",

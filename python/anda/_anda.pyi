@@ -24,8 +24,11 @@ __all__ = [
     "agent_texts",
     "caller_principal",
     "combine_writes",
+    "envelope_request",
     "is_bucket_url",
+    "kip_request",
     "tool_definitions",
+    "tool_request",
 ]
 
 __version__: str
@@ -46,6 +49,19 @@ def is_bucket_url(location: str) -> bool: ...
 def combine_writes(
     writes: list[tuple[str, Mapping[str, Any] | None]],
 ) -> tuple[str, dict[str, Any]]: ...
+# What an anda.Client sends: (method, request envelope), or (None, the failed
+# response the call earns without being sent).
+_Prepared: TypeAlias = tuple[str | None, Any]
+
+def kip_request(
+    command: str | list[tuple[str, Mapping[str, Any] | None]],
+    parameters: Mapping[str, Any] | None,
+    dry_run: bool,
+    execution: str | None,
+    readonly: bool,
+) -> _Prepared: ...
+def tool_request(name: str, arguments: object, readonly: bool) -> _Prepared: ...
+def envelope_request(request: object, readonly: bool) -> _Prepared: ...
 def _panic_in_engine(message: str, on_worker: bool = False) -> None: ...
 def _sleep_in_engine(seconds: float, on_worker: bool = False) -> None: ...
 

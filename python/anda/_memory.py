@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from anda._calls import ToolResult
-    from anda._nexus import Command, Execution
+    from anda._base import Command, Execution
 
 __all__ = ["Memory"]
 

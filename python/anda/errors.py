@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from anda._deprecation import old_name
+
 __all__ = [
     "AndaError",
     "CorruptStoreError",
@@ -42,7 +44,7 @@ __all__ = [
     "KipSystemError",
     "KipTransactionError",
     "KipTransportError",
-    "NexusClosedError",
+    "MemoryClosedError",
     "OutcomeUnknownError",
     "RemoteError",
     "ServerUnreachableError",
@@ -114,8 +116,22 @@ class ServerUnreachableError(RemoteError):
     """No connection to the server could be made; nothing was sent."""
 
 
-class NexusClosedError(AndaError):
-    """The Nexus was used after :meth:`anda.Nexus.close`."""
+class MemoryClosedError(AndaError):
+    """A memory (an :class:`anda.Nexus` or an :class:`anda.Client`) was used
+    after its ``close()``.
+
+    Formerly ``NexusClosedError``, a name that still works (it is this class,
+    so ``except anda.NexusClosedError`` catches it) but warns.
+
+    >>> import anda
+    >>> nexus = anda.Nexus()
+    >>> nexus.close()
+    >>> try:
+    ...     nexus.execute_kip("DESCRIBE PRIMER")
+    ... except anda.MemoryClosedError as err:
+    ...     print(err)
+    this Nexus is closed; open a new one to use the store again
+    """
 
 
 class ForkedProcessError(AndaError):
@@ -348,3 +364,11 @@ def error_from_response(response: dict[str, Any]) -> KipError:
         details=error.get("details"),
         response=response,
     )
+
+
+# Old names, kept so code written against them still runs; each warns once used.
+_DEPRECATED = {"NexusClosedError": ("MemoryClosedError", MemoryClosedError)}
+
+
+def __getattr__(name: str) -> Any:
+    return old_name(__name__, name, _DEPRECATED)

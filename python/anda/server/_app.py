@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import anda
 from anda import mcp as anda_mcp
 from anda._calls import READONLY_TOOL, TOOLS, ToolResult, failure, invalid_envelope, may_write
-from anda.errors import AndaError, NexusClosedError, first_error
+from anda.errors import AndaError, MemoryClosedError, first_error
 from anda.server import _wire
 
 _log = logging.getLogger("anda.server")
@@ -167,7 +167,7 @@ async def _execute(
         if writes:
             return _answer(408, _wire.outcome_unknown())
         return _answer(408, _wire.timed_out(f"the read ran past the {timeout}s deadline"))
-    except NexusClosedError:
+    except MemoryClosedError:
         return _answer(503, _wire.internal("the server is shutting down", safe=True))
     except AndaError as err:
         _log.error("%s failed: %s: %s", method, type(err).__name__, err)

@@ -37,7 +37,7 @@ pub use caller::caller_principal;
 pub use copy::{CopyDestination, StoredObject};
 pub use journal::{FILE_NAME as JOURNAL_FILE_NAME, unreplayed_bytes};
 use lock::DirectoryLock;
-pub use tools::{ToolName, agent_texts, invalid_arguments, tool_definition};
+pub use tools::{ToolName, agent_texts, invalid_arguments, tool_args, tool_definition};
 pub use verify::{Problem, Report as VerifyReport};
 
 pub use anda_object_store::fault::{

@@ -239,8 +239,14 @@ fn float_to_json(value: f64) -> Result<Value, ConversionError> {
     if value.fract() == 0.0 {
         // The engine reads an integral float as an integer, with the same bound.
         if value.abs() > MAX_SAFE_INTEGER as f64 {
+            // 1e300 reads better than the 301 digits `{value}` would spell.
+            let shown = if value.abs() < 1e16 {
+                format!("{value}")
+            } else {
+                format!("{value:e}")
+            };
             return Err(ConversionError::value_error(format!(
-                "{value} is an integral number outside the range the engine takes (±{MAX_SAFE_INTEGER})"
+                "{shown} is an integral number outside the range the engine takes (±{MAX_SAFE_INTEGER})"
             )));
         }
         return Ok(Value::from(value as i64));

@@ -24,7 +24,7 @@ macro_rules! python_exception {
 python_exception!(store_error, "StoreError");
 python_exception!(store_locked_error, "StoreLockedError");
 python_exception!(corrupt_store_error, "CorruptStoreError");
-python_exception!(closed_error, "NexusClosedError");
+python_exception!(closed_error, "MemoryClosedError");
 python_exception!(forked_error, "ForkedProcessError");
 python_exception!(engine_panic_error, "EnginePanicError");
 python_exception!(outcome_unknown_error, "OutcomeUnknownError");

@@ -1,6 +1,7 @@
 //! The native core of the `anda` Python package (`anda._anda`).
 //!
 //! One concern per file: `nexus` (the store object), `convert` (Python ⇄ JSON),
+//! `requests` (what an `anda.Client` sends, checked as `nexus` checks it),
 //! `errors` (typed exceptions), `copy` (a copy's destination), `runtime` (the process-wide tokio runtime),
 //! `inbox` (how async calls' results reach their event loop).
 mod convert;
@@ -10,6 +11,7 @@ mod faults;
 #[cfg(unix)]
 mod inbox;
 mod nexus;
+mod requests;
 mod runtime;
 
 use pyo3::prelude::*;
@@ -23,6 +25,8 @@ mod _anda {
     use super::inbox::NativeInbox;
     #[pymodule_export]
     use super::nexus::{NativeNexus, NativeTask};
+    #[pymodule_export]
+    use super::requests::{envelope_request, kip_request, tool_request};
 
     use anda_embedded::{ToolName, tool_definition};
     use pyo3::prelude::*;

@@ -474,11 +474,7 @@ impl NativeNexus {
         caller: Option<&str>,
     ) -> PyResult<Job> {
         let store = self.store_handle()?;
-        let tool = ToolName::from_name(name).ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "unknown tool {name:?}: anda runs 'execute_kip' and 'execute_kip_readonly'"
-            ))
-        })?;
+        let tool = tool_name(name)?;
         Ok(Job {
             store,
             caller: principal(caller),
@@ -499,12 +495,7 @@ impl NativeNexus {
         caller: Option<&str>,
     ) -> PyResult<Job> {
         let store = self.store_handle()?;
-        let envelope = convert::to_json(envelope, 0).map_err(|err| {
-            let detail = err.describe("request");
-            Box::new(Response::from(
-                anda_kip::KipError::invalid_request_envelope(detail),
-            ))
-        });
+        let envelope = envelope_json(envelope);
         Ok(Job {
             store,
             caller: principal(caller),
@@ -748,9 +739,29 @@ fn principal(caller: Option<&str>) -> Principal {
     caller.map_or_else(Principal::anonymous, caller_principal)
 }
 
+/// One of the engine's tools, by the name a model called it.
+pub(crate) fn tool_name(name: &str) -> PyResult<ToolName> {
+    ToolName::from_name(name).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "unknown tool {name:?}: anda runs 'execute_kip' and 'execute_kip_readonly'"
+        ))
+    })
+}
+
+/// A request envelope as JSON, under the engine's rules; one that is not
+/// JSON becomes the failed response it earns.
+pub(crate) fn envelope_json(envelope: &Bound<'_, PyAny>) -> Result<Value, Box<Response>> {
+    convert::to_json(envelope, 0).map_err(|err| {
+        let detail = err.describe("request");
+        Box::new(Response::from(
+            anda_kip::KipError::invalid_request_envelope(detail),
+        ))
+    })
+}
+
 /// A model's tool arguments as JSON: text is parsed, anything else converted
 /// under the engine's rules; what fails becomes the model's error result.
-fn tool_arguments(arguments: &Bound<'_, PyAny>) -> Result<Value, Box<Response>> {
+pub(crate) fn tool_arguments(arguments: &Bound<'_, PyAny>) -> Result<Value, Box<Response>> {
     let invalid = |detail: &str| Box::new(invalid_arguments(detail));
     if let Ok(text) = arguments.cast::<PyString>() {
         let text = convert::to_utf8(text).map_err(|err| invalid(&err.describe("arguments")))?;
@@ -795,7 +806,7 @@ fn tenancy_from_name(name: &str) -> PyResult<Tenancy> {
     }
 }
 
-fn encode_error(err: serde_json::Error) -> PyErr {
+pub(crate) fn encode_error(err: serde_json::Error) -> PyErr {
     errors::store_error(format!("cannot encode the engine response: {err}"))
 }
 
@@ -827,7 +838,7 @@ fn deliver(py: Python<'_>, callback: &Py<PyAny>, outcome: Outcome<Result<Value, 
 }
 
 /// Builds the engine's tool arguments from the Python call.
-fn kip_args(
+pub(crate) fn kip_args(
     command: &Bound<'_, PyAny>,
     parameters: &Bound<'_, PyAny>,
     dry_run: bool,
