@@ -19,7 +19,7 @@ MODEL = "standin-model"
 
 
 def run_example(
-    script: str, standin: StandIn, *args: str, timeout: float = 120
+    script: str, standin: StandIn, *args: str, model: str = MODEL, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     env = {
         name: value
@@ -31,7 +31,7 @@ def run_example(
         OPENAI_BASE_URL=f"{standin.url}/v1",
         ANTHROPIC_API_KEY=API_KEY,
         ANTHROPIC_BASE_URL=standin.url,
-        ANDA_EXAMPLE_MODEL=MODEL,
+        ANDA_EXAMPLE_MODEL=model,
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
     )
