@@ -77,6 +77,8 @@ def _tool(
         func=run,
         # A JSON schema mapping is passed to the model as it is.
         input_model=copy.deepcopy(definition["parameters"]),
+        # A dict, so a context provider's attribution can be recorded on it.
+        additional_properties={},
     )
 
 
