@@ -108,7 +108,7 @@ def context_provider(
 def _provider_class() -> Any:
     framework = require("agent_framework", _EXTRA)
 
-    class AndaContextProvider(framework.ContextProvider):  # type: ignore[misc]
+    class AndaContextProvider(framework.ContextProvider):  # type: ignore[misc,name-defined]
         """Adds anda's instructions (with the live primer) and its tools to a run."""
 
         def __init__(

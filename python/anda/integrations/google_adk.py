@@ -123,7 +123,7 @@ def _service_class() -> Any:
     entry = require("google.adk.memory.memory_entry", _EXTRA)
     genai_types = require("google.genai.types", _EXTRA)
 
-    class AndaMemoryService(base.BaseMemoryService):  # type: ignore[misc]
+    class AndaMemoryService(base.BaseMemoryService):  # type: ignore[misc,name-defined]
         """ADK memory on anda: keyword SEARCH recall, verbatim storage, real deletes."""
 
         def __init__(self, memory: Memory, limit: int) -> None:

@@ -127,7 +127,7 @@ def _metadata_class() -> Any:
     tool_types = require("llama_index.core.tools.types", _EXTRA)
 
     @dataclasses.dataclass
-    class EngineToolMetadata(tool_types.ToolMetadata):  # type: ignore[misc]
+    class EngineToolMetadata(tool_types.ToolMetadata):  # type: ignore[misc,name-defined]
         """ToolMetadata whose parameters are the engine's JSON schema, unchanged
         (LlamaIndex would otherwise derive them from a pydantic model)."""
 
@@ -191,7 +191,7 @@ def _block_class() -> Any:
     memory_module = require("llama_index.core.memory.memory", _EXTRA)
     pydantic = require("pydantic", _EXTRA)
 
-    class AndaMemoryBlock(memory_module.BaseMemoryBlock[str]):  # type: ignore[misc]
+    class AndaMemoryBlock(memory_module.BaseMemoryBlock[str]):  # type: ignore[misc,name-defined]
         """Recall by keyword SEARCH; ejected messages stored verbatim as Events."""
 
         name: str = "anda"

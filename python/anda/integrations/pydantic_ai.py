@@ -71,7 +71,7 @@ def _toolset_class() -> Any:
     # The engine reads the arguments itself, with its own tool-argument type.
     any_arguments = pydantic_core.SchemaValidator(pydantic_core.core_schema.dict_schema())
 
-    class AndaToolset(toolsets.AbstractToolset):  # type: ignore[misc]
+    class AndaToolset(toolsets.AbstractToolset):  # type: ignore[misc,name-defined]
         """anda's memory tools, with their instructions."""
 
         def __init__(
