@@ -307,3 +307,27 @@ def test_a_generated_upsert_through_the_tool_is_read_back(upsert: kst.Upsert) ->
             },
         )
         assert result(found.response) == [upsert.concept.key]
+
+
+def test_the_old_nexus_keyword_still_works_and_warns() -> None:
+    import inspect
+
+    block = {
+        "type": "tool_use",
+        "id": "toolu_1",
+        "name": "execute_kip_readonly",
+        "input": {"command": "DESCRIBE PRIMER"},
+    }
+    with anda.Nexus() as memory:
+        with pytest.warns(DeprecationWarning, match=r"instructions\(nexus=\.\.\.\) is deprecated"):
+            prompt = anda.tools.instructions(nexus=memory)  # type: ignore[call-arg]
+        assert "live DESCRIBE PRIMER" in prompt
+        with pytest.warns(DeprecationWarning, match=r"handle\(nexus=\.\.\.\)"):
+            reply = anda.tools.handle(nexus=memory, call=block)  # type: ignore[call-arg]
+        assert reply["is_error"] is False
+        with pytest.warns(DeprecationWarning, match=r"handle_async\(nexus=\.\.\.\)"):
+            reply = asyncio.run(anda.tools.handle_async(nexus=memory, call=block))  # type: ignore[call-arg]
+        assert reply["is_error"] is False
+        with pytest.raises(TypeError, match="both"):
+            anda.tools.handle(memory=memory, nexus=memory, call=block)  # type: ignore[call-arg]
+    assert inspect.iscoroutinefunction(anda.tools.handle_async)

@@ -4,9 +4,10 @@ new one (each is listed in CHANGELOG.md)."""
 from __future__ import annotations
 
 import functools
+import inspect
 import warnings
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -43,8 +44,7 @@ def renamed_parameter(old: str, new: str) -> Callable[[Callable[_P, _R]], Callab
     """
 
     def decorate(function: Callable[_P, _R]) -> Callable[_P, _R]:
-        @functools.wraps(function)
-        def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        def renamed(kwargs: dict[str, Any]) -> None:
             if old in kwargs:
                 if new in kwargs:
                     raise TypeError(f"{function.__name__}() got both {old}= and {new}=")
@@ -52,9 +52,22 @@ def renamed_parameter(old: str, new: str) -> Callable[[Callable[_P, _R]], Callab
                     f"{function.__name__}({old}=...) is deprecated: pass {new}=... "
                     "(any memory, a Nexus or a Client)",
                     DeprecationWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
                 kwargs[new] = kwargs.pop(old)
+
+        if inspect.iscoroutinefunction(function):
+
+            @functools.wraps(function)
+            async def call_async(*args: Any, **kwargs: Any) -> Any:
+                renamed(kwargs)
+                return await function(*args, **kwargs)
+
+            return cast("Callable[_P, _R]", call_async)
+
+        @functools.wraps(function)
+        def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            renamed(kwargs)
             return function(*args, **kwargs)
 
         return call

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from anda._calls import ToolResult
     from anda._base import Command, Execution
+    from anda._calls import ToolResult
 
 __all__ = ["Memory"]
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from anda import _anda
 from anda._calls import ToolResult, check_bool, read_primer
+from anda._deprecation import renamed_parameter
 
 if TYPE_CHECKING:
     from anda._memory import Memory
@@ -133,8 +134,9 @@ def anthropic(readonly: bool = False) -> list[dict[str, Any]]:
     ]
 
 
+@renamed_parameter("nexus", "memory")
 def instructions(
-    nexus: Memory | None = None,
+    memory: Memory | None = None,
     *,
     caller: str | None = None,
     include_profile: bool = False,
@@ -159,10 +161,10 @@ def instructions(
     parts = [SELF_INSTRUCTIONS, KIP_RECALL_CARD, KIP_FORMATION_CARD, KIP_SYNTAX]
     if check_bool("include_profile", include_profile):
         parts.append(COGNITIVE_MEMORY_PROFILE)
-    if nexus is not None:
+    if memory is not None:
         parts.append(
             "# Your memory now (live DESCRIBE PRIMER)\n\n```json\n"
-            + json.dumps(read_primer(nexus, caller=caller), ensure_ascii=False, indent=2)
+            + json.dumps(read_primer(memory, caller=caller), ensure_ascii=False, indent=2)
             + "\n```\n"
         )
     return "\n\n".join(part.strip() for part in parts) + "\n"
@@ -181,7 +183,8 @@ class _Call:
     arguments: str | Mapping[str, Any]
 
 
-def handle(nexus: Memory, call: Any, *, caller: str | None = None) -> dict[str, Any]:
+@renamed_parameter("nexus", "memory")
+def handle(memory: Memory, call: Any, *, caller: str | None = None) -> dict[str, Any]:
     """Runs a provider's tool call and returns the tool-result message for it.
 
     ``call`` is what the provider's SDK returned, as its object or as a dict:
@@ -208,11 +211,12 @@ def handle(nexus: Memory, call: Any, *, caller: str | None = None) -> dict[str, 
     ('tool_result', 'toolu_1', True)
     """
     parsed = _parse_call(call)
-    result = nexus.call_tool(parsed.name, parsed.arguments, caller=caller)
+    result = memory.call_tool(parsed.name, parsed.arguments, caller=caller)
     return _reply(parsed, result)
 
 
-async def handle_async(nexus: Memory, call: Any, *, caller: str | None = None) -> dict[str, Any]:
+@renamed_parameter("nexus", "memory")
+async def handle_async(memory: Memory, call: Any, *, caller: str | None = None) -> dict[str, Any]:
     """:func:`handle` for ``asyncio``: same arguments, same result.
 
     >>> import anda, asyncio
@@ -227,7 +231,7 @@ async def handle_async(nexus: Memory, call: Any, *, caller: str | None = None) -
     ('function_call_output', 'c1')
     """
     parsed = _parse_call(call)
-    result = await nexus.call_tool_async(parsed.name, parsed.arguments, caller=caller)
+    result = await memory.call_tool_async(parsed.name, parsed.arguments, caller=caller)
     return _reply(parsed, result)
 
 

@@ -1,34 +1,5 @@
-"""The MCP door: anda's memory for any MCP host (Claude Desktop, IDEs, agents).
-
-``python -m anda mcp --db ./memory`` serves one store over stdio with the
-official MCP SDK (``pip install 'anda[mcp]'``). A host sees:
-
-- tools ``execute_kip`` (reads and writes) and ``execute_kip_readonly``
-  (reads), with the engine's own input schemas; a read-only memory lists only
-  ``execute_kip_readonly``;
-- resources :data:`SYNTAX_URI` (the KIP syntax card), :data:`INSTRUCTIONS_URI`
-  (how an agent uses this memory) and :data:`PRIMER_URI` (the store's live
-  ``DESCRIBE PRIMER``, read afresh each time);
-- the prompt :data:`PROMPT_NAME`, which starts an agent on this memory.
-
-:func:`create_server` builds the SDK server over any :class:`anda.Memory`, so
-other transports (an HTTP application) can serve it too; :func:`main` opens a
-store and serves it over stdio. In-process, the SDK's own client connects to
-the server directly:
-
->>> import anda, anyio, mcp
->>> from anda.mcp import create_server
->>> async def main():
-...     with anda.Nexus() as memory:
-...         async with mcp.Client(create_server(memory)) as client:
-...             tools = await client.list_tools()
-...             found = await client.call_tool(
-...                 "execute_kip_readonly", {"command": "DESCRIBE PRIMER"}
-...             )
-...     return [tool.name for tool in tools.tools], found.structured_content["status"]
->>> anyio.run(main)
-(['execute_kip', 'execute_kip_readonly'], 'succeeded')
-"""
+"""The MCP server over any :class:`anda.Memory`: its tools, resources and
+prompt (see :mod:`anda.mcp`)."""
 
 from __future__ import annotations
 
@@ -36,7 +7,6 @@ import functools
 import inspect
 import json
 import logging
-import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
@@ -87,7 +57,7 @@ CallerFunction: TypeAlias = Callable[
 #: or a :data:`CallerFunction`, asked afresh for every request.
 Caller: TypeAlias = str | CallerFunction | None
 
-_log = logging.getLogger(__name__)
+_log = logging.getLogger("anda.mcp")
 
 # Hints for hosts (MCP tool annotations): both tools only ever touch this memory.
 _ANNOTATIONS = {
@@ -344,6 +314,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     return serve_stdio(argv)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

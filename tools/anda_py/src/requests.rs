@@ -78,6 +78,13 @@ pub fn envelope_request<'py>(
     let prepared = nexus::envelope_json(request)
         .map_err(|response| *response)
         .and_then(|envelope| {
+            if !envelope.is_object() {
+                // Never an envelope, on any server: refused as the engine reads it.
+                return Err(Request::from_value(envelope).err().map_or_else(
+                    || Response::from(anda_kip::KipError::invalid_request_envelope("not an object")),
+                    Response::from,
+                ));
+            }
             if !readonly {
                 return Ok((READ_WRITE, envelope));
             }
