@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = ["ITEM_TYPE", "AndaStore"]
 
 _base = require("langgraph.store.base", "langgraph")
+_BaseStore: Any = _base.BaseStore
 
 #: The Concept type each item is kept as (a draft type, defined on first write).
 ITEM_TYPE = "LangGraphItem"
@@ -80,7 +81,7 @@ _Request = tuple[list[tuple[str, dict[str, Any]]], "str | None", str]
 _Plan = Generator[_Request, dict[str, Any], list[Any]]
 
 
-class AndaStore(_base.BaseStore):  # type: ignore[misc]
+class AndaStore(_BaseStore):  # type: ignore[misc]
     """A LangGraph ``BaseStore`` whose items live in an anda memory.
 
     Args:
@@ -187,15 +188,12 @@ class AndaStore(_base.BaseStore):  # type: ignore[misc]
             if caller not in self._defined:
                 yield from self._define(caller)
             mutate, deleted = _mutation(puts)
-            commands = [mutate]
+            request = [mutate]
             if deleted:
-                commands.append(
-                    (
-                        f"FIND(?i.key) WHERE {{ ?i {_CONCEPT} FILTER(IN(?i.key, :keys)) }}",
-                        {"keys": deleted},
-                    )
-                )
-            response = yield commands, caller, "sequence"
+                # The deletes are read back in the same request.
+                check = f"FIND(?i.key) WHERE {{ ?i {_CONCEPT} FILTER(IN(?i.key, :keys)) }}"
+                request.append((check, {"keys": deleted}))
+            response = yield request, caller, "sequence"
             _operation_result(response["results"][0], read=False)
             if deleted:
                 left = _operation_result(response["results"][1], read=True)
