@@ -14,11 +14,13 @@ Importing is cheap: no store exists until the first call needs one.
 from anda import _anda, bulk, tools
 from anda._base import Command, Execution
 from anda._capsules import Capsule, SchemaPackage
+from anda._changes import ChangeFeed
 from anda._client import Client
 from anda._copy import CopyResult, copy_store
 from anda._default import default_memory, default_nexus, execute_kip
 from anda._deprecation import old_name
 from anda._location import open_memory
+from anda._logs import LogPage
 from anda._memory import Memory
 from anda._nexus import Nexus, Tenancy, VerifyReport
 from anda.errors import (
@@ -106,6 +108,7 @@ __all__ = [
     "MAX_SAFE_INTEGER",
     "AndaError",
     "Capsule",
+    "ChangeFeed",
     "Client",
     "Command",
     "CopyResult",
@@ -127,6 +130,7 @@ __all__ = [
     "KipSystemError",
     "KipTransactionError",
     "KipTransportError",
+    "LogPage",
     "Memory",
     "MemoryClosedError",
     "Nexus",

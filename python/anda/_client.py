@@ -16,6 +16,8 @@ from anda import _anda
 from anda._base import BaseMemory, Batch
 from anda._calls import READONLY_TOOL, check_bool, declared_read, dry_run_option
 from anda._http import Wire
+from anda._changes import ChangeFeed
+from anda._logs import LogPage
 from anda.bulk import Write
 from anda.errors import MemoryClosedError, RemoteError, ServerUnreachableError
 
@@ -209,3 +211,51 @@ class Client(BaseMemory):
             return refusal
         safe = reads or declared_read(method, dry_run_option(envelope))
         return self._wire.exchange(method, envelope, safe=safe)
+
+    def changes(
+        self,
+        since: int | str = 0,
+        *,
+        limit: int = 100,
+        follow: bool = False,
+        caller: str | None = None,
+        poll_interval: float = 0.5,
+    ) -> ChangeFeed:
+        """The server's committed changes after ``since``, as
+        :meth:`anda.Nexus.changes` reads them (pages of ``CHANGES`` over
+        ``POST /kip``). With ``follow``, it listens to ``GET /changes`` (the
+        server-sent events of ``python -m anda serve``) and reconnects from
+        its position when the connection or the server goes away, giving up
+        with :class:`anda.ServerUnreachableError` after ``timeout`` seconds
+        without the server; a server without that route (Anda's own) is
+        re-read every ``poll_interval`` seconds instead.
+        """
+        from anda._changes import client_feed
+
+        self._admit(caller)
+        return client_feed(self, since, limit=limit, follow=follow, poll_interval=poll_interval)
+
+    def list_logs(self, cursor: str | None = None, limit: int | None = None) -> LogPage:
+        """One page of the server's audit log (``list_logs``), oldest first.
+
+        Args:
+            cursor: the ``next_cursor`` of the previous page (``None``: the
+                first page).
+            limit: entries per page: 10 by default, at most 100; 0 asks for
+                an empty page.
+
+        Returns:
+            A :class:`anda.LogPage` ``(logs, next_cursor)``; ``next_cursor``
+            is ``None`` once a page comes back short. Under per-caller
+            tenancy a key reads only its caller's entries.
+
+        Raises:
+            anda.KipError: the server refused (a malformed cursor:
+                ``CursorInvalidated``; a server that keeps no log:
+                ``UnsupportedCapability``).
+            anda.RemoteError: the exchange failed outside KIP.
+        """
+        from anda._logs import list_logs
+
+        self._admit(None)
+        return list_logs(self._wire.exchange, cursor, limit)

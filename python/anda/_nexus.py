@@ -16,6 +16,7 @@ from anda import _anda
 from anda._awaiting import awaited
 from anda._base import BaseMemory, Batch, Command, Execution
 from anda._calls import check_bool
+from anda._changes import ChangeFeed
 from anda._capsules import (
     DEFAULT_SPACE,
     Capsule,
@@ -414,6 +415,40 @@ class Nexus(BaseMemory):
         where = "in memory" if self.path is None else repr(self.path)
         state = "closed" if self.closed else ("read-only" if self.readonly else "open")
         return f"<anda.Nexus {where} ({state})>"
+
+    def changes(
+        self,
+        since: int | str = 0,
+        *,
+        limit: int = 100,
+        follow: bool = False,
+        caller: str | None = None,
+        poll_interval: float = 0.5,
+    ) -> ChangeFeed:
+        """The committed changes after ``since``, one Change Envelope per
+        commit, oldest first: an iterator and an async iterator (see
+        :class:`anda.ChangeFeed`).
+
+        Args:
+            since: the ``space_seq`` to continue after (0: from the first
+                commit), e.g. a feed's ``position`` or the last envelope's
+                ``space_seq``.
+            limit: envelopes read per ``CHANGES`` page (1 to 1000).
+            follow: once caught up, wait for new commits instead of ending.
+            caller: whose Space to follow, under ``tenancy="per_caller"``.
+            poll_interval: with ``follow``, the longest wait between two
+                reads when no commit signal arrives (writes through ``python
+                -m anda serve`` signal at once).
+
+        >>> import anda
+        >>> with anda.Nexus() as nexus:
+        ...     _ = nexus.execute_kip('UPSERT CONCEPT ?p { MATCH { type: "Person", key: "ada" } }')
+        ...     [(e["space_seq"], e["changes"][0]["id"]) for e in nexus.changes()]
+        [(1, 'C-1')]
+        """
+        return ChangeFeed(
+            self, since, limit=limit, follow=follow, caller=caller, poll_interval=poll_interval
+        )
 
 
 def _bucket(

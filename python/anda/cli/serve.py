@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from types import FrameType
@@ -30,6 +31,11 @@ from anda.cli.common import (
 # anda.server, not its dependencies first: if one is missing, the ImportError names the extra.
 from anda.server import DEFAULT_MAX_BODY, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT, create_app
 from anda.server._app import is_loopback
+from anda.server._audit import (
+    DEFAULT_MAX_LOGGED_REQUEST_BYTES,
+    DEFAULT_RETENTION_DAYS,
+    check_retention,
+)
 
 __all__ = ["main"]
 
@@ -46,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = subcommand_parser(
         "serve",
         "Serve an Anda memory over HTTP: KIP at POST /kip (the wire format of "
-        "Anda's own server), MCP over streamable HTTP at /mcp.",
+        "Anda's own server), MCP over streamable HTTP at /mcp, the change feed at "
+        "GET /changes; every request is kept in an audit log (list_logs, python -m anda logs).",
         "ANDA_KEY=... python -m anda serve --db ./memory --api-key-env ANDA_KEY",
     )
     add_store_arguments(parser)
@@ -86,6 +93,28 @@ def _parser() -> argparse.ArgumentParser:
         help=f"requests served at once; more are refused with 429 (default: "
         f"{DEFAULT_MAX_IN_FLIGHT})",
     )
+    parser.add_argument(
+        "--audit-log",
+        metavar="PATH",
+        help="the audit log's SQLite file, or :memory: (default: anda.audit.sqlite inside a "
+        "directory store, else in memory)",
+    )
+    parser.add_argument(
+        "--log-retention-days",
+        type=int,
+        default=DEFAULT_RETENTION_DAYS,
+        metavar="DAYS",
+        help=f"days an audit log entry is kept; 0 keeps every entry (default: "
+        f"{DEFAULT_RETENTION_DAYS})",
+    )
+    parser.add_argument(
+        "--max-logged-request-bytes",
+        type=int,
+        default=DEFAULT_MAX_LOGGED_REQUEST_BYTES,
+        metavar="BYTES",
+        help=f"the largest request an audit log entry stores whole; larger ones are cut "
+        f"(default: {DEFAULT_MAX_LOGGED_REQUEST_BYTES}, at least 256)",
+    )
     add_log_level_argument(
         parser, default="info", help="what to log on stderr; info logs every request"
     )
@@ -109,6 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for option in ("max_body", "timeout", "max_in_flight"):
             if not getattr(args, option) > 0:
                 raise _UsageError(f"--{option.replace('_', '-')} must be positive")
+        try:
+            check_retention(args.log_retention_days)
+        except ValueError as err:
+            raise _UsageError(f"--log-retention-days: {err}") from None
     except _UsageError as err:
         _say(f"error: {err}")
         return 2
@@ -128,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 max_body=args.max_body,
                 timeout=args.timeout,
                 max_in_flight=args.max_in_flight,
+                audit_log=args.audit_log,
+                log_retention_days=args.log_retention_days,
+                max_logged_request_bytes=args.max_logged_request_bytes,
             )
             where = "IN MEMORY (lost on exit)" if memory.path is None else memory.path
             _say(
@@ -144,8 +180,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 access_log=False,  # the app logs every request itself, without secrets
                 server_header=False,
             )
+
+            class Server(uvicorn.Server):
+                async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+                    # uvicorn waits for open responses before the app's own
+                    # shutdown: the change feed's streams must end first.
+                    app.state.feeds.stop()
+                    await super().shutdown(sockets)
+
             # uvicorn re-raises a signal it shut down for; _stop turns it into _Stopped.
-            uvicorn.Server(config).run()
+            Server(config).run()
         except _Stopped:
             pass
         finally:

@@ -35,7 +35,7 @@ per-caller tenancy stays with the owning server).
 >>> import anda
 >>> with anda.Nexus() as memory:
 ...     [route.path for route in create_app(memory, close_memory=False).routes]
-['/', '/kip', '/mcp']
+['/', '/kip', '/changes', '/mcp']
 """
 
 from __future__ import annotations

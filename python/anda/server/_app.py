@@ -9,6 +9,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import os
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Mapping
@@ -19,15 +20,17 @@ from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, Streamable
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import anda
 from anda import mcp as anda_mcp
 from anda._calls import READONLY_TOOL, TOOLS, ToolResult, failure, invalid_envelope, may_write
+from anda._changes import Signal, commit_signal, committed
 from anda.errors import AndaError, MemoryClosedError, first_error
-from anda.server import _wire
+from anda.server import _audit, _wire
+from anda.server._feed import Feeds
 
 _log = logging.getLogger("anda.server")
 
@@ -52,8 +55,12 @@ def create_app(
     timeout: float = DEFAULT_TIMEOUT,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     close_memory: bool = True,
+    audit_log: str | os.PathLike[str] | None = None,
+    log_retention_days: int = _audit.DEFAULT_RETENTION_DAYS,
+    max_logged_request_bytes: int = _audit.DEFAULT_MAX_LOGGED_REQUEST_BYTES,
 ) -> Starlette:
-    """The HTTP application over ``memory``: KIP at ``/kip``, MCP at ``/mcp``.
+    """The HTTP application over ``memory``: KIP at ``/kip``, MCP at ``/mcp``,
+    the change feed at ``/changes``.
 
     Args:
         memory: any :class:`anda.Memory`, usually the :class:`anda.Nexus`
@@ -72,8 +79,22 @@ def create_app(
             engine calls that outlived their answer.
         close_memory: close ``memory`` when the application shuts down,
             after every running engine call has finished.
+        audit_log: where the audit log of every request is kept: a SQLite
+            file path, or ``":memory:"``. ``None`` (the default):
+            ``anda.audit.sqlite`` inside a directory store, else memory. It
+            is read with the ``list_logs`` method (see
+            :meth:`anda.Client.list_logs`).
+        log_retention_days: days an audit log entry is kept; 0 keeps every
+            entry.
+        max_logged_request_bytes: the largest request an entry stores
+            whole (at least 256); a larger one is stored cut, with a note.
 
-    ``GET /`` answers service information, unauthenticated, for probes.
+    ``GET /`` answers service information, unauthenticated, for probes (and
+    is the one route the audit log leaves out). ``GET /changes`` streams the
+    committed changes as server-sent events (see :mod:`anda.server._feed`);
+    ``app.state.feeds.stop()`` ends those streams, which a host must call as
+    its shutdown begins (``python -m anda serve`` does), since an ASGI server
+    waits for open streams before it shuts the application down.
 
     >>> import anda
     >>> from anda.server import create_app
@@ -97,7 +118,14 @@ def create_app(
     _positive("max_body", max_body, int)
     _positive("timeout", timeout, (int, float))
     _positive("max_in_flight", max_in_flight, int)
-    engine = _Detached(memory)
+    retention = _audit.check_retention(log_retention_days)
+    per_caller = getattr(memory, "tenancy", "shared") == "per_caller"
+    log = _audit.open_log(
+        audit_log, getattr(memory, "path", None), max_request_bytes=max_logged_request_bytes
+    )
+    signal = commit_signal(memory)
+    engine = _Detached(memory, signal)
+    feeds = Feeds(engine, signal)
     mcp_server = anda_mcp.create_server(engine, caller=_mcp_caller)
     sessions = StreamableHTTPSessionManager(
         app=mcp_server, json_response=True, stateless=True, max_request_body_size=max_body
@@ -114,17 +142,31 @@ def create_app(
         )
 
     async def kip(request: Request) -> JSONResponse:
-        return await _execute(engine, await request.body(), request.scope.get(_CALLER), timeout)
+        caller = request.scope.get(_CALLER)
+        body = await request.body()
+        listed = await _list_logs(log, body, caller, per_caller)
+        if listed is not None:
+            return listed
+        return await _execute(engine, body, caller, timeout)
+
+    async def changes(request: Request) -> Response:
+        return await feeds.endpoint(request, request.scope.get(_CALLER))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with sessions.run():
-            yield
-        # uvicorn has finished every request; writes that outlived theirs finish now.
-        await engine.drain()
-        if close_memory:
-            await asyncio.to_thread(memory.close)
-            _log.info("the memory is closed")
+        pruning = asyncio.ensure_future(_prune(log, retention))
+        try:
+            async with sessions.run():
+                yield
+        finally:
+            feeds.stop()
+            pruning.cancel()
+            # uvicorn has finished every request; writes that outlived theirs finish now.
+            await engine.drain()
+            await asyncio.to_thread(log.close)
+            if close_memory:
+                await asyncio.to_thread(memory.close)
+                _log.info("the memory is closed")
 
     guard = Middleware(
         _Guard,
@@ -134,16 +176,59 @@ def create_app(
         max_body=max_body,
         timeout=float(timeout),
         max_in_flight=max_in_flight,
+        log=log,
     )
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", info, methods=["GET"]),
             Route("/kip", kip, methods=["POST"]),
+            Route("/changes", changes, methods=["GET"]),
             Route("/mcp", StreamableHTTPASGIApp(sessions)),
         ],
         middleware=[guard],
         lifespan=lifespan,
     )
+    app.state.feeds = feeds
+    app.state.audit_log = log
+    return app
+
+
+async def _list_logs(
+    log: _audit.AuditLog, body: bytes, caller: str | None, per_caller: bool
+) -> JSONResponse | None:
+    """The answer to a ``list_logs`` call, or ``None`` for any other body."""
+    # A cheap look first: only a body that names the method is read twice.
+    if b"list_logs" not in body:
+        return None
+    try:
+        payload = json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(payload, dict) or payload.get("method") != _audit.LIST_LOGS:
+        return None
+    if "params" not in payload:
+        return _answer(400, invalid_envelope("missing field `params`"))
+    params = payload["params"]
+    status, response = await asyncio.to_thread(
+        _audit.list_logs_answer, log, params, caller, per_caller=per_caller
+    )
+    _audit.note_call(_audit.LIST_LOGS, params, response)
+    return _answer(status, response)
+
+
+async def _prune(log: _audit.AuditLog, retention_days: int) -> None:
+    """Deletes audit log entries past their retention, now and every hour."""
+    if retention_days == 0:
+        return
+    while True:
+        try:
+            pruned = await asyncio.to_thread(log.prune_expired, retention_days)
+        except Exception as err:  # noqa: BLE001 - logged, and tried again next hour
+            _log.error("cannot prune the audit log: %s", err)
+        else:
+            if pruned:
+                _log.info("pruned %d expired audit log entries", pruned)
+        await asyncio.sleep(3600)
 
 
 async def _execute(
@@ -154,6 +239,7 @@ async def _execute(
         payload = json.loads(body, parse_constant=_no_constant)
     except (ValueError, RecursionError) as err:
         return _answer(400, invalid_envelope(f"malformed JSON: {err}"))
+    _audit.note_payload(payload)
     try:
         method, arguments, envelope, request_id = _call(payload)
     except _wire.Refusal as refusal:
@@ -177,6 +263,7 @@ async def _execute(
     if request_id is not None:
         # Echoed, as the engine echoes it when it reads the envelope itself.
         response = {**response, "request_id": request_id}
+    _audit.note_call(method, payload["params"], response)
     status = _wire.response_status(response)
     if status >= 500:
         error = first_error(response)
@@ -190,8 +277,6 @@ def _call(payload: Any) -> tuple[str, dict[str, Any], bool, str | None]:
     if not isinstance(payload, dict) or not isinstance(payload.get("method"), str):
         raise _wire.invalid('the body must be an object {"method": "execute_kip", "params": ...}')
     method = payload["method"]
-    if method == "list_logs":
-        raise _wire.unsupported("`list_logs`: this server keeps no audit log of KIP requests")
     if method not in TOOLS:
         raise _wire.invalid(f"unknown method: {method}")
     if "params" not in payload:
@@ -204,6 +289,7 @@ def _no_constant(name: str) -> Any:
 
 
 def _answer(status: int, response: dict[str, Any]) -> JSONResponse:
+    _audit.note_answer(response)
     return JSONResponse(response, status_code=status)
 
 
@@ -216,8 +302,9 @@ class _Detached:
     memory; the application's shutdown does.
     """
 
-    def __init__(self, memory: anda.Memory) -> None:
+    def __init__(self, memory: anda.Memory, signal: Signal) -> None:
         self._memory = memory
+        self._signal = signal
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -255,6 +342,11 @@ class _Detached:
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is None:
+            result = task.result()
+            # Wakes the change feed's streams when this call committed.
+            if committed(result.response if isinstance(result, ToolResult) else result):
+                self._signal.notify()
         # Whoever awaited it may be gone; its error must not go unseen either.
         if not task.cancelled() and task.exception() is not None:
             _log.debug("an engine call failed: %r", task.exception())
@@ -281,6 +373,8 @@ class _Detached:
         result: ToolResult = await asyncio.shield(
             self._run(self._memory.call_tool_async(name, arguments, caller=caller))
         )
+        # An MCP tool call: the request's audit log entry says what it ran.
+        _audit.note_call(name, arguments, result.response)
         return result
 
     def execute_request(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -317,6 +411,7 @@ class _Guard:
         max_body: int,
         timeout: float,
         max_in_flight: int,
+        log: _audit.AuditLog,
     ) -> None:
         self._app = app
         self._keys = keys
@@ -326,6 +421,8 @@ class _Guard:
         self._timeout = timeout
         self._max_in_flight = max_in_flight
         self._in_flight = 0
+        self._streams = 0
+        self._log = log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -339,9 +436,13 @@ class _Guard:
                 seen["status"] = message["status"]
             await send(message)
 
+        # Every request but the probe of GET / gets an audit log entry.
+        token = _audit.begin(scope["method"], scope["path"]) if scope["path"] != "/" else None
         try:
             await self._serve(scope, receive, observed_send, seen)
         finally:
+            if token is not None:
+                self._record(token, seen)
             # Never the body, the headers or the key: method, path, outcome, who, how big.
             _log.info(
                 "%s %s %s %.1fms caller=%s in=%dB",
@@ -360,6 +461,15 @@ class _Guard:
                     "request_bytes": seen["size"],
                 },
             )
+
+    def _record(self, token: Any, seen: dict[str, Any]) -> None:
+        entry = _audit.current()
+        _audit.end(token)
+        if entry is not None:
+            entry.caller = seen["caller"]
+            entry.http_status = seen["status"]
+            entry.request_bytes = seen["size"]
+            self._log.record(entry)
 
     async def _serve(
         self, scope: Scope, receive: Receive, send: Send, seen: dict[str, Any]
@@ -380,6 +490,9 @@ class _Guard:
             await _refuse(send, 403, _foreign())
             return
         seen["caller"] = caller
+        if scope["path"] == "/changes":
+            await self._stream(scope, receive, send, caller)
+            return
         if self._in_flight >= self._max_in_flight or self._engine.running >= self._max_in_flight:
             await _refuse(send, 429, _wire.busy(self._max_in_flight), (b"retry-after", b"1"))
             return
@@ -389,9 +502,24 @@ class _Guard:
             if body is None:
                 return
             scope[_CALLER] = caller
+            if scope["path"] == "/mcp":
+                _audit.note_mcp(body)
             await self._respond(scope, _replay(body, receive), send, seen)
         finally:
             self._in_flight -= 1
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send, caller: str | None) -> None:
+        """``GET /changes``: a stream lasts as long as its follower, so it is
+        bounded apart from the requests in flight, and has no deadline."""
+        if self._streams >= self._max_in_flight:
+            await _refuse(send, 429, _wire.busy(self._max_in_flight), (b"retry-after", b"1"))
+            return
+        self._streams += 1
+        try:
+            scope[_CALLER] = caller
+            await self._app(scope, receive, send)
+        finally:
+            self._streams -= 1
 
     def _authenticate(self, header: bytes) -> tuple[str | None] | None:
         scheme, _, token = header.partition(b" ")
@@ -472,6 +600,7 @@ async def _refuse(
     send: Send, status: int, response: dict[str, Any], *extra: tuple[bytes, bytes]
 ) -> None:
     """Answers for the guard; the connection closes, as the body may be unread."""
+    _audit.note_answer(response)
     body = json.dumps(response, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     headers = [
         (b"content-type", b"application/json"),
