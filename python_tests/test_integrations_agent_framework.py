@@ -137,5 +137,5 @@ def test_without_agent_framework_the_error_names_the_extra() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert (
         proc.stdout.strip()
-        == "agent_framework is not installed: pip install 'anda[agent-framework]'"
+        == "agent-framework-core is not installed: pip install 'anda[agent-framework]'"
     )

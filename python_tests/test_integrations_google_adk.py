@@ -241,5 +241,5 @@ def test_without_adk_the_error_names_the_extra() -> None:
         "    print(err)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "google is not installed: pip install 'anda[google-adk]'"
+    assert proc.stdout.strip() == "google-adk is not installed: pip install 'anda[google-adk]'"
     assert json.loads(json.dumps(caller_for("app", "alice"))) == 'google-adk:["app", "alice"]'

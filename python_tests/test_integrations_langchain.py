@@ -174,7 +174,7 @@ def test_without_langchain_the_import_names_the_extra() -> None:
         "    print(err)\n"
     )
     assert proc.returncode == 0, proc.stderr
-    assert "pip install 'anda[langchain]'" in proc.stdout
+    assert "langchain-core is not installed: pip install 'anda[langchain]'" in proc.stdout
 
 
 def test_import_anda_imports_no_framework() -> None:

@@ -364,7 +364,7 @@ def test_without_langgraph_the_import_names_the_extra() -> None:
         "    print(err)\n"
     )
     assert proc.returncode == 0, proc.stderr
-    assert "pip install 'anda[langgraph]'" in proc.stdout
+    assert "langgraph is not installed: pip install 'anda[langgraph]'" in proc.stdout
 
 
 # -- the example: a LangGraph agent with LangMem's tools, against the stand-in ------------

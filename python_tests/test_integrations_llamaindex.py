@@ -201,4 +201,6 @@ def test_without_llamaindex_the_error_names_the_extra() -> None:
         "    print(err)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "llama_index is not installed: pip install 'anda[llamaindex]'"
+    assert (
+        proc.stdout.strip() == "llama-index-core is not installed: pip install 'anda[llamaindex]'"
+    )

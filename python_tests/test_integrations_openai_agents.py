@@ -201,7 +201,7 @@ def test_without_the_sdk_the_import_names_the_extra() -> None:
         "    print(err)\n"
     )
     assert proc.returncode == 0, proc.stderr
-    assert "pip install 'anda[openai-agents]'" in proc.stdout
+    assert "openai-agents is not installed: pip install 'anda[openai-agents]'" in proc.stdout
 
 
 # -- the example: the SDK's Runner against the stand-in, plain and strict -----------------

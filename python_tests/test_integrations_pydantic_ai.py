@@ -193,4 +193,6 @@ def test_without_pydantic_ai_the_error_names_the_extra(tmp_path: Path) -> None:
         "    print(err)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "pydantic_ai is not installed: pip install 'anda[pydantic-ai]'"
+    assert (
+        proc.stdout.strip() == "pydantic-ai-slim is not installed: pip install 'anda[pydantic-ai]'"
+    )
