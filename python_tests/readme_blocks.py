@@ -22,6 +22,11 @@ A marker, an HTML comment on the line right before a fence, changes that:
 - ``<!-- not-run: why -->``: the block is not run. The reason is required.
 - ``<!-- exit-status: N -->``: the block's ``python -m anda`` commands must
   exit with status N.
+- ``<!-- requires: MODULE[, MODULE...] -->``: the block runs only where every
+  named module can be imported (a framework the test requirements install
+  only on some Pythons, e.g. one that needs CPython 3.11+). Where one is
+  missing, the block is skipped and the report names it; a module that is
+  present but fails to import still fails the block.
 
 ``run(path, workdir)`` runs a document's blocks in ``workdir`` and stops at
 the first failure, naming the block's line. ``python readme_blocks.py DOC
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import ast
 import doctest
+import importlib.util
 import io
 import json
 import linecache
@@ -60,8 +66,9 @@ DOCTEST_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 READER_UNSET = ("ANDA_DB", "ANDA_API_KEY")
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*)$")
-_MARKER = re.compile(r"^\s*<!--\s*(?P<name>not-run|exit-status)\b(?P<rest>.*?)-->\s*$")
-_MARKER_START = re.compile(r"^\s*<!--\s*(not-run|exit-status)\b")
+_MARKER = re.compile(r"^\s*<!--\s*(?P<name>not-run|exit-status|requires)\b(?P<rest>.*?)-->\s*$")
+_MARKER_START = re.compile(r"^\s*<!--\s*(not-run|exit-status|requires)\b")
+_MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
 class CollectError(Exception):
@@ -93,6 +100,7 @@ class Block:
     source: str
     not_run: str | None = None
     exit_status: int = 0
+    requires: list[str] = field(default_factory=list)
     commands: list[ShellCommand] = field(default_factory=list)
 
     @property
@@ -145,7 +153,7 @@ def collect(text: str, name: str = "<document>") -> list[Block]:
             if block.kind == "shell":
                 block.commands = _shell_commands(block, name)
             blocks.append(block)
-        elif block.not_run is not None or block.exit_status:
+        elif block.not_run is not None or block.exit_status or block.requires:
             raise CollectError(f"{name}:{index}: a marker on a block that is never run")
         index = end + 1
     return blocks
@@ -165,6 +173,15 @@ def _apply_marker(block: Block, line: str, name: str, line_number: int) -> None:
                 f"{name}:{line_number}: a not-run marker needs a reason: <!-- not-run: why -->"
             )
         block.not_run = reason
+    elif marker["name"] == "requires":
+        listed = rest[1:].split(",") if rest.startswith(":") else []
+        modules = [module.strip() for module in listed]
+        if not modules or not all(_MODULE.fullmatch(module) for module in modules):
+            raise CollectError(
+                f"{name}:{line_number}: a requires marker names modules: "
+                "<!-- requires: agent_framework -->"
+            )
+        block.requires = modules
     else:
         status = rest[1:].strip() if rest.startswith(":") else ""
         if not status.isdigit():
@@ -326,9 +343,11 @@ class BlockFailed(Exception):
         self.line = line
 
 
-def run(path: Path, workdir: Path) -> int:
+def run(path: Path, workdir: Path, skipped: list[str] | None = None) -> int:
     """Runs every block of ``path`` in order in ``workdir``; returns how many ran.
 
+    A block whose ``requires`` marker names a module that is not installed is
+    not run; ``skipped`` (when given) gets a line saying which and why.
     Raises :class:`BlockFailed` at the first block that fails.
     """
     path = path.resolve()
@@ -345,6 +364,11 @@ def run(path: Path, workdir: Path) -> int:
     for block in blocks:
         if block.not_run is not None:
             continue
+        missing = [module for module in block.requires if not _installed(module)]
+        if missing:
+            if skipped is not None:
+                skipped.append(f"line {block.line}: {', '.join(missing)} not installed")
+            continue
         if block.kind == "python":
             _run_python(block, namespace, str(path))
         elif block.kind == "doctest":
@@ -354,6 +378,14 @@ def run(path: Path, workdir: Path) -> int:
                 _run_command(command, block, str(path), workdir)
         ran += 1
     return ran
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be found (a missing parent package: no)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 class _ExpectedPrints(ast.NodeTransformer):
@@ -489,8 +521,9 @@ def main(argv: list[str]) -> int:
         os.environ.pop(name, None)
     report: dict[str, Any]
     try:
-        ran = run(document, workdir)
-        report = {"ok": True, "ran": ran}
+        skipped: list[str] = []
+        ran = run(document, workdir, skipped)
+        report = {"ok": True, "ran": ran, "skipped": skipped}
     except (BlockFailed, CollectError) as err:
         report = {"ok": False, "line": getattr(err, "line", None), "message": str(err)}
     report_path.write_text(json.dumps(report), encoding="utf-8")

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -105,6 +106,9 @@ def test_examples_run(document: Path, document_runs: dict[Path, Future[_Report]]
     assert len(not_run) <= MAX_NOT_RUN, [f"line {block.line}" for block in not_run]
     result = document_runs[document].result()
     assert result["ok"], f"{result['message']}\n--- output ---\n{result['output']}"
+    if result["skipped"]:
+        # Said, not hidden: a block for a framework this Python does not have.
+        warnings.warn(f"{document.name}: not run, {'; '.join(result['skipped'])}", stacklevel=1)
 
 
 # -- the README's links ---------------------------------------------------------
@@ -219,6 +223,45 @@ def test_blocks_after_a_failure_do_not_run(workspace: Path) -> None:
     assert not (workspace / "work" / "ran").exists()
 
 
+def test_a_block_that_requires_a_missing_module_is_skipped_and_said(workspace: Path) -> None:
+    text = """\
+<!-- requires: json, no_such_framework.tools -->
+```python
+raise SystemExit("never run")
+```
+
+<!-- requires: json, collections.abc -->
+```python
+import json
+print(json.dumps([1]))  # [1]
+```
+"""
+    result = _runs(text, workspace)
+    assert result["ok"], result
+    assert result["ran"] == 1
+    assert result["skipped"] == ["line 2: no_such_framework.tools not installed"]
+
+
+def test_a_required_module_that_fails_to_import_fails_its_block(workspace: Path) -> None:
+    text = """\
+```python
+import pathlib, sys
+
+pathlib.Path("broken_framework.py").write_text("raise ImportError('broken')")
+sys.path.insert(0, ".")
+```
+
+<!-- requires: broken_framework -->
+```python
+import broken_framework
+```
+"""
+    result = _runs(text, workspace)
+    assert not result["ok"]
+    assert result["line"] == 9, result
+    assert "broken" in str(result["message"])
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -229,6 +272,8 @@ def test_blocks_after_a_failure_do_not_run(workspace: Path) -> None:
         "<!-- not-run: a json block is never run -->\n```json\n{}\n```\n",
         "```python\nx = 1\n",
         "```sh\npython -m anda 'DESCRIBE PRIMER' && rm -rf /\n```\n",
+        "<!-- requires -->\n```python\nx\n```\n",
+        "<!-- requires: not a-module -->\n```python\nx\n```\n",
     ],
     ids=[
         "no-reason",
@@ -238,6 +283,8 @@ def test_blocks_after_a_failure_do_not_run(workspace: Path) -> None:
         "marker-on-json",
         "unclosed",
         "unsupported-shell",
+        "requires-nothing",
+        "requires-no-module-name",
     ],
 )
 def test_malformed_documents_are_refused(text: str) -> None:
