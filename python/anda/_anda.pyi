@@ -9,9 +9,12 @@ __all__ = [
     "ANDA_DB_VERSION",
     "ANDA_ENGINE_VERSION",
     "ANDA_KIP_VERSION",
+    "DEFAULT_CHUNK_SIZE",
     "DEFAULT_DB_NAME",
     "DEFAULT_LEASE_TTL",
     "KIP_VERSION",
+    "MAX_CHUNK_SIZE",
+    "MAX_CHUNK_TEXT",
     "MAX_JSON_DEPTH",
     "MAX_SAFE_INTEGER",
     "NativeCopyDestination",
@@ -19,6 +22,12 @@ __all__ = [
     "NativeNexus",
     "NativeTask",
     "__version__",
+    "_fault_crash_after",
+    "_fault_events",
+    "_fault_reset",
+    "_fault_rule",
+    "_hand_over_engine_logs",
+    "_keep_engine_logs",
     "_panic_in_engine",
     "_sleep_in_engine",
     "agent_texts",
@@ -41,6 +50,9 @@ DEFAULT_DB_NAME: str
 DEFAULT_LEASE_TTL: float
 MAX_JSON_DEPTH: int
 MAX_SAFE_INTEGER: int
+DEFAULT_CHUNK_SIZE: int
+MAX_CHUNK_SIZE: int
+MAX_CHUNK_TEXT: int
 
 def tool_definitions(readonly: bool) -> list[dict[str, Any]]: ...
 def agent_texts() -> list[tuple[str, str]]: ...
@@ -64,6 +76,21 @@ def tool_request(name: str, arguments: object, readonly: bool) -> _Prepared: ...
 def envelope_request(request: object, readonly: bool) -> _Prepared: ...
 def _panic_in_engine(message: str, on_worker: bool = False) -> None: ...
 def _sleep_in_engine(seconds: float, on_worker: bool = False) -> None: ...
+def _fault_rule(
+    nexus: NativeNexus,
+    op: str,
+    kind: str,
+    path_contains: str | None,
+    skip: int,
+    times: int,
+    keep_bytes: int,
+    delay_seconds: float,
+) -> None: ...
+def _fault_crash_after(nexus: NativeNexus, n: int) -> None: ...
+def _fault_reset(nexus: NativeNexus) -> None: ...
+def _fault_events(nexus: NativeNexus) -> list[tuple[str, str, str]]: ...
+def _keep_engine_logs(level: int) -> bool: ...
+def _hand_over_engine_logs() -> None: ...
 
 _Batch = list[tuple[str, Mapping[str, Any] | None]]
 
@@ -125,22 +152,6 @@ class NativeNexus:
         execution: str | None,
         caller: str | None,
     ) -> dict[str, Any]: ...
-    def _execute_json(
-        self,
-        command: str | _Batch,
-        parameters: Mapping[str, Any] | None,
-        dry_run: bool,
-        execution: str | None,
-        caller: str | None,
-    ) -> str: ...
-    def _execute_timed(
-        self,
-        command: str | _Batch,
-        parameters: Mapping[str, Any] | None,
-        dry_run: bool,
-        execution: str | None,
-        caller: str | None,
-    ) -> tuple[dict[str, Any], int]: ...
     def execute_async(
         self,
         command: str | _Batch,
@@ -179,18 +190,5 @@ class NativeNexus:
         reply: _Reply,
     ) -> NativeTask: ...
     def _stored_objects(self) -> list[tuple[str, int]]: ...
-    def _fault_rule(
-        self,
-        op: str,
-        kind: str,
-        path_contains: str | None,
-        skip: int,
-        times: int,
-        keep_bytes: int,
-        delay_seconds: float,
-    ) -> None: ...
-    def _fault_crash_after(self, n: int) -> None: ...
-    def _fault_reset(self) -> None: ...
-    def _fault_events(self) -> list[tuple[str, str, str]]: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...

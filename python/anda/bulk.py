@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from anda import _anda
 from anda.errors import AndaError, KipError
 
 __all__ = [
@@ -57,13 +58,15 @@ __all__ = [
 #: (4,096 entries): a few hundred typical writes fit with room to spare. Unless
 #: told a fixed ``chunk_size``, later transactions grow from here (see
 #: :meth:`anda.Nexus.bulk_write`); a chunk that does not fit is split and
-#: retried, never partly applied.
-DEFAULT_CHUNK_SIZE = 200
+#: retried, never partly applied. The policy's numbers are the native crate's
+#: (``anda_embedded::DEFAULT_CHUNK_SIZE`` and the next two), shared with the
+#: native benchmark.
+DEFAULT_CHUNK_SIZE: int = _anda.DEFAULT_CHUNK_SIZE
 #: The most operations a growing chunk reaches: at one change each they
 #: already fill the engine's change list.
-MAX_CHUNK_SIZE = 4096
+MAX_CHUNK_SIZE: int = _anda.MAX_CHUNK_SIZE
 #: Command text per transaction, well inside the parser's 256 KiB.
-MAX_CHUNK_TEXT = 192 * 1024
+MAX_CHUNK_TEXT: int = _anda.MAX_CHUNK_TEXT
 
 # Engine codes that refuse a transaction for its size: its halves may pass.
 _TOO_LARGE = frozenset({"ResourceExhausted", "TransactionTooLarge", "PayloadTooLarge"})

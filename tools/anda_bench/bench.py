@@ -289,6 +289,10 @@ def _binding_overhead(nexus: Any, data: dict[str, Any], n: int) -> dict[str, flo
     less the time the engine took for that same call (paired, so the
     engine's run-to-run noise cancels)."""
     native = nexus._native
+    from anda import _anda
+
+    # Built with the `bench` feature (noxfile.py), as is _execute_json.
+    timed = _anda._execute_timed
     report = {}
     for name in (TRIVIAL, "point_lookup"):
         query = _query(data, name)
@@ -296,9 +300,7 @@ def _binding_overhead(nexus: Any, data: dict[str, Any], n: int) -> dict[str, flo
         differences = []
         for i in range(n):
             t = time.perf_counter_ns()
-            _, engine_ns = native._execute_timed(
-                query["command"], sets[i % len(sets)], False, None, None
-            )
+            _, engine_ns = timed(native, query["command"], sets[i % len(sets)], False, None, None)
             differences.append(time.perf_counter_ns() - t - engine_ns)
         report[f"{name}_median_us"] = statistics.median(differences) / 1000
     return report
@@ -390,6 +392,9 @@ def _thread_scaling(nexus: Any, data: dict[str, Any]) -> dict[str, float]:
 def _conversion(nexus: Any, data: dict[str, Any], iterations: int) -> dict[str, Any]:
     """Python objects built in Rust vs JSON text from Rust parsed by json.loads."""
     native = nexus._native
+    from anda import _anda
+
+    as_json = _anda._execute_json
     report = {}
     for name in (TRIVIAL, "point_lookup", "large_result"):
         query = _query(data, name)
@@ -400,7 +405,7 @@ def _conversion(nexus: Any, data: dict[str, Any], iterations: int) -> dict[str, 
             native.execute(query["command"], parameters, False, None, None)
             direct.append(time.perf_counter_ns() - t)
             t = time.perf_counter_ns()
-            json.loads(native._execute_json(query["command"], parameters, False, None, None))
+            json.loads(as_json(native, query["command"], parameters, False, None, None))
             via_json.append(time.perf_counter_ns() - t)
         report[name] = {
             "objects_in_rust_median_us": statistics.median(direct) / 1000,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
+from anda import _anda
 from anda._nexus import Nexus
 from anda._snapshot import CONCEPT_STATES, dump_store
 
@@ -65,22 +66,24 @@ class FaultInjector:
         ``path_contains``, if given) fails as ``kind`` says. ``torn`` keeps the
         first ``keep_bytes`` of a put; ``delay`` holds one request ``delay``
         seconds."""
-        self._native._fault_rule(operation, kind, path_contains, skip, times, keep_bytes, delay)
+        _anda._fault_rule(
+            self._native, operation, kind, path_contains, skip, times, keep_bytes, delay
+        )
 
     def crash_after(self, mutations: int) -> None:
         """Cuts the power after ``mutations`` more attempted writes: that one
         and every later request fail until :meth:`reset`."""
-        self._native._fault_crash_after(mutations)
+        _anda._fault_crash_after(self._native, mutations)
 
     def reset(self) -> None:
         """Removes every rule, restores power and clears the event log."""
-        self._native._fault_reset()
+        _anda._fault_reset(self._native)
 
     def events(self) -> list[tuple[str, str, str]]:
         """Each write the store attempted, as ``(operation, path, outcome)``;
         outcome is ``Attempted``, ``BackendSucceeded``, ``BackendFailed``,
         ``ResponseFailed`` (a fault fired) or ``Cancelled``."""
-        return self._native._fault_events()
+        return _anda._fault_events(self._native)
 
 
 def open_with_faults(

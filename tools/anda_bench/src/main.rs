@@ -14,8 +14,8 @@
 //! costs there: bytes and write calls the process makes (`/proc/self/io`),
 //! and time. Prints JSON.
 use anda_embedded::{
-    EmbeddedNexus, Execution, ExecutionMode, KipOperation, Location, OpenOptions, Operation,
-    Principal, WriteCommand,
+    DEFAULT_CHUNK_SIZE, EmbeddedNexus, Execution, ExecutionMode, KipOperation, Location,
+    OpenOptions, Operation, Principal, WriteCommand,
 };
 use anda_engine::memory::KipArgs;
 use serde_json::{Map, Value, json};
@@ -88,7 +88,7 @@ async fn write_amplification(dir: PathBuf, sizes: &[usize]) -> Value {
     let mut rows = Vec::new();
     for &size in sizes {
         while stored < size {
-            let chunk: Vec<WriteCommand> = (stored..size.min(stored + 200))
+            let chunk: Vec<WriteCommand> = (stored..size.min(stored + DEFAULT_CHUNK_SIZE))
                 .map(|i| write(format!("p{i:06}")))
                 .collect();
             stored += chunk.len();

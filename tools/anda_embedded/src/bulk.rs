@@ -31,6 +31,21 @@ const MUTATION_KEYWORDS: [&str; 10] = [
     "MUTATE",
 ];
 
+/// Operations in a bulk write's first transaction (`anda.bulk`, and the
+/// chunks the native benchmark loads with). The engine caps one transaction
+/// by the size of its commit record (~2 MB) and of its change list (4,096
+/// entries): a few hundred typical writes fit with room to spare. Unless told
+/// a fixed chunk size, later transactions grow from here; a chunk that does
+/// not fit is split and retried, never partly applied.
+pub const DEFAULT_CHUNK_SIZE: usize = 200;
+
+/// The most operations a growing chunk reaches: at one change each they
+/// already fill the engine's change list.
+pub const MAX_CHUNK_SIZE: usize = 4096;
+
+/// Command text per transaction, well inside the parser's 256 KiB.
+pub const MAX_CHUNK_TEXT: usize = 192 * 1024;
+
 /// Why a command cannot join a bulk transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BulkError {

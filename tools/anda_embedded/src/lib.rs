@@ -12,6 +12,7 @@ mod bulk;
 mod caller;
 mod copy;
 mod damage;
+pub mod engine_log;
 mod journal;
 mod layout;
 mod lease;
@@ -32,7 +33,10 @@ use std::{fmt, path::PathBuf, sync::Arc, time::Duration};
 
 pub use anda_engine::memory::KipOperation;
 pub use anda_kip::{Execution, ExecutionMode, KIP_VERSION, Operation};
-pub use bulk::{BulkError, WriteCommand, combine as combine_writes};
+pub use bulk::{
+    BulkError, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_CHUNK_TEXT, WriteCommand,
+    combine as combine_writes,
+};
 pub use caller::caller_principal;
 pub use copy::{CopyDestination, StoredObject};
 pub use journal::{FILE_NAME as JOURNAL_FILE_NAME, unreplayed_bytes};

@@ -29,10 +29,10 @@ impl NativeCopyDestination {
         lease_ttl: f64,
         overwrite: bool,
     ) -> PyResult<Self> {
-        let location = crate::nexus::location(path, url, storage_options);
+        let location = crate::args::location(path, url, storage_options);
         let options = OpenOptions {
             name,
-            lease_ttl: crate::nexus::lease_duration(lease_ttl)?,
+            lease_ttl: crate::args::lease_duration(lease_ttl)?,
             ..OpenOptions::default()
         };
         let held = runtime::block_on(py, async move {

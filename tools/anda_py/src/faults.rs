@@ -1,7 +1,56 @@
-//! The fault-injection hook behind `anda.testing.FaultInjector`: rules for
-//! `anda_object_store`'s fault wrapper, from the names the Python side uses.
+//! The fault-injection hooks behind `anda.testing.FaultInjector`: rules for
+//! `anda_object_store`'s fault wrapper, from the names the Python side uses,
+//! on a store opened with `inject_faults` (`anda.testing.open_with_faults`).
+use crate::nexus::NativeNexus;
 use anda_embedded::{FaultEvent, FaultGate, FaultHandle, FaultKind, FaultOp, FaultRule};
 use pyo3::{exceptions::PyValueError, prelude::*};
+
+/// Adds a fault rule (see `anda.testing.FaultInjector.fail`).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)] // one keyword each on the Python side
+#[pyo3(signature = (nexus, op, kind, path_contains, skip, times, keep_bytes, delay_seconds))]
+pub fn _fault_rule(
+    nexus: &NativeNexus,
+    op: &str,
+    kind: &str,
+    path_contains: Option<String>,
+    skip: u64,
+    times: u64,
+    keep_bytes: usize,
+    delay_seconds: f64,
+) -> PyResult<()> {
+    let rule = rule(
+        op,
+        kind,
+        path_contains,
+        skip,
+        times,
+        keep_bytes,
+        delay_seconds,
+    )?;
+    nexus.fault_handle()?.push_rule(rule);
+    Ok(())
+}
+
+/// Fails every request after `n` more attempted mutations (a power cut).
+#[pyfunction]
+pub fn _fault_crash_after(nexus: &NativeNexus, n: u64) -> PyResult<()> {
+    nexus.fault_handle()?.crash_after_mutations(n);
+    Ok(())
+}
+
+/// Removes every rule and restores power.
+#[pyfunction]
+pub fn _fault_reset(nexus: &NativeNexus) -> PyResult<()> {
+    nexus.fault_handle()?.reset();
+    Ok(())
+}
+
+/// What the wrapper saw: `(operation, path, outcome)` per mutation event.
+#[pyfunction]
+pub fn _fault_events(nexus: &NativeNexus) -> PyResult<Vec<(String, String, String)>> {
+    Ok(events(&nexus.fault_handle()?))
+}
 
 const OPERATIONS: [(&str, FaultOp); 10] = [
     ("put", FaultOp::Put),
@@ -35,7 +84,7 @@ fn operation_name(op: FaultOp) -> &'static str {
 /// succeeds, the acknowledgement is lost), `torn` (a put keeps `keep_bytes`,
 /// then fails), `crash` (this and every later request fail until reset) or
 /// `delay` (the request waits `delay_seconds`, once).
-pub fn rule(
+fn rule(
     op: &str,
     kind: &str,
     path_contains: Option<String>,
@@ -80,7 +129,7 @@ pub fn rule(
 }
 
 /// The wrapper's event log as `(operation, path, outcome)`.
-pub fn events(handle: &FaultHandle) -> Vec<(String, String, String)> {
+fn events(handle: &FaultHandle) -> Vec<(String, String, String)> {
     handle
         .event_log()
         .into_iter()

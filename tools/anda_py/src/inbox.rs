@@ -5,7 +5,7 @@
 //! GIL hand-off with the loop thread): it queues the result here and rings a
 //! socket the loop watches; the loop then builds the Python objects itself.
 use crate::{
-    nexus::{CallFailure, settled},
+    job::{CallFailure, settled},
     runtime::Outcome,
 };
 use pyo3::prelude::*;

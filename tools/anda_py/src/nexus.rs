@@ -1,28 +1,18 @@
 //! The native store object behind `anda.Nexus`.
 //!
-//! Each call converts its parameters once, runs the engine on the shared
-//! runtime with the GIL released, and converts the response once. Argument
-//! shapes (batch items, execution modes) are checked by the Python layer; this
-//! file checks only what needs the values themselves.
-#[cfg(unix)]
-use crate::inbox::NativeInbox;
+//! Each call converts its arguments once (`args`), runs the engine on the
+//! shared runtime with the GIL released (`job`), and converts the response
+//! once. Argument shapes (batch items, execution modes) are checked by the
+//! Python layer; `args` checks only what needs the values themselves.
 use crate::{
-    convert::{self, ConversionError},
-    errors,
-    runtime::{self, Outcome},
+    args::{self, principal},
+    convert, errors,
+    job::{self, CLOSED_MESSAGE, Job, NativeTask, SharedStore, Work},
+    runtime,
 };
-use anda_embedded::{
-    BucketLocation, BulkError, EmbeddedNexus, ExecutionMode, KipOperation, Location, OpenOptions,
-    Operation, PackageSource, Principal, Problem, StoreError, Tenancy, ToolName, WriteCommand,
-    caller_principal, invalid_arguments, skipped,
-};
-use anda_engine::memory::KipArgs;
+use anda_embedded::{EmbeddedNexus, OpenOptions, Tenancy};
 use anda_kip::Response;
-use pyo3::{
-    exceptions::PyValueError,
-    prelude::*,
-    types::{PyList, PyString, PyTuple},
-};
+use pyo3::{exceptions::PyValueError, prelude::*, types::PyList};
 use serde_json::Value;
 use std::{
     path::PathBuf,
@@ -32,10 +22,6 @@ use std::{
     },
 };
 use tokio::sync::RwLock;
-
-/// The open store, or `None` once closed. Calls hold a read guard for their
-/// whole run, so `close()` (which takes the write guard) waits for them.
-type SharedStore = Arc<RwLock<Option<Arc<EmbeddedNexus>>>>;
 
 #[pyclass(frozen, module = "anda._anda")]
 pub struct NativeNexus {
@@ -49,20 +35,6 @@ pub struct NativeNexus {
     /// forked child must not use it.
     pid: u32,
     forks: u64,
-}
-
-/// A running `execute_async` call, so the awaiting side can cancel it.
-#[pyclass(frozen, module = "anda._anda")]
-pub struct NativeTask {
-    handle: tokio::task::AbortHandle,
-}
-
-#[pymethods]
-impl NativeTask {
-    /// Aborts the engine task at its next suspension point.
-    fn cancel(&self) {
-        self.handle.abort();
-    }
 }
 
 #[pymethods]
@@ -82,14 +54,14 @@ impl NativeNexus {
         storage_options: Vec<(String, String)>,
         lease_ttl: f64,
     ) -> PyResult<Self> {
-        let location = location(path.clone(), url.clone(), storage_options);
-        let tenancy = tenancy_from_name(tenancy)?;
+        let location = args::location(path.clone(), url.clone(), storage_options);
+        let tenancy = args::tenancy_from_name(tenancy)?;
         let options = OpenOptions {
             name,
             tenancy,
-            schema_packages: package_sources(schema_packages),
+            schema_packages: args::package_sources(schema_packages),
             inject_faults,
-            lease_ttl: lease_duration(lease_ttl)?,
+            lease_ttl: args::lease_duration(lease_ttl)?,
             existing_only: readonly,
         };
         let store = runtime::block_on(
@@ -131,10 +103,7 @@ impl NativeNexus {
 
     #[getter]
     fn tenancy(&self) -> &'static str {
-        match self.tenancy {
-            Tenancy::Shared => "shared",
-            Tenancy::PerCallerSpace => "per_caller",
-        }
+        args::tenancy_name(self.tenancy)
     }
 
     /// Runs one command (a `str`) or a batch (a list of `(command, parameters)`
@@ -150,53 +119,11 @@ impl NativeNexus {
         caller: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let job = self.kip_job(command, parameters, dry_run, execution, caller)?;
-        let response = runtime::block_on_caller(py, run(job))??;
-        convert::to_python(py, &response)
-    }
-
-    /// The same call, returning the response as JSON text encoded off the GIL.
-    /// `nox -s bench` compares it with building the objects in Rust.
-    #[pyo3(signature = (command, parameters, dry_run, execution, caller))]
-    fn _execute_json(
-        &self,
-        py: Python<'_>,
-        command: &Bound<'_, PyAny>,
-        parameters: &Bound<'_, PyAny>,
-        dry_run: bool,
-        execution: Option<&str>,
-        caller: Option<&str>,
-    ) -> PyResult<String> {
-        let job = self.kip_job(command, parameters, dry_run, execution, caller)?;
-        Ok(runtime::block_on_caller(py, async move {
-            let response = respond(job).await?;
-            serde_json::to_string(&response).map_err(CallFailure::Encode)
-        })??)
-    }
-
-    /// The same call, with the nanoseconds the engine took on it (what
-    /// `anda-bench-native` times): `nox -s bench` subtracts them from the
-    /// call's wall time to measure the binding's own cost per call.
-    #[pyo3(signature = (command, parameters, dry_run, execution, caller))]
-    fn _execute_timed<'py>(
-        &self,
-        py: Python<'py>,
-        command: &Bound<'py, PyAny>,
-        parameters: &Bound<'py, PyAny>,
-        dry_run: bool,
-        execution: Option<&str>,
-        caller: Option<&str>,
-    ) -> PyResult<(Bound<'py, PyAny>, u64)> {
-        let job = self.kip_job(command, parameters, dry_run, execution, caller)?;
-        let (response, nanos) = runtime::block_on_caller(py, async move {
-            let started = std::time::Instant::now();
-            let response = run(job).await;
-            (response, started.elapsed().as_nanos() as u64)
-        })?;
-        Ok((convert::to_python(py, &response?)?, nanos))
+        job::wait(py, job)
     }
 
     /// Starts the same call without waiting; its result goes to `reply` (see
-    /// `start`).
+    /// `job::start`).
     #[pyo3(signature = (command, parameters, dry_run, execution, caller, reply))]
     fn execute_async(
         &self,
@@ -208,7 +135,7 @@ impl NativeNexus {
         reply: &Bound<'_, PyAny>,
     ) -> PyResult<NativeTask> {
         let job = self.kip_job(command, parameters, dry_run, execution, caller)?;
-        start(job, reply)
+        job::start(job, reply)
     }
 
     /// Runs a model's call of `execute_kip` or `execute_kip_readonly`:
@@ -224,8 +151,20 @@ impl NativeNexus {
         caller: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let job = self.tool_job(name, arguments, caller)?;
-        let response = runtime::block_on_caller(py, run(job))??;
-        convert::to_python(py, &response)
+        job::wait(py, job)
+    }
+
+    /// [`Self::call_tool`] without waiting, as `execute_async`.
+    #[pyo3(signature = (name, arguments, caller, reply))]
+    fn call_tool_async(
+        &self,
+        name: &str,
+        arguments: &Bound<'_, PyAny>,
+        caller: Option<&str>,
+        reply: &Bound<'_, PyAny>,
+    ) -> PyResult<NativeTask> {
+        let job = self.tool_job(name, arguments, caller)?;
+        job::start(job, reply)
     }
 
     /// Commits KML writes (a list of `(command, parameters)` tuples) as one
@@ -239,7 +178,7 @@ impl NativeNexus {
         caller: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let store = self.store_handle()?;
-        let writes = write_commands(commands)?;
+        let writes = args::write_commands(commands)?;
         let job = Job {
             store,
             caller: principal(caller),
@@ -248,21 +187,34 @@ impl NativeNexus {
                 readonly: self.readonly,
             },
         };
-        let response = runtime::block_on_caller(py, run(job))??;
-        convert::to_python(py, &response)
+        job::wait(py, job)
     }
 
-    /// [`Self::call_tool`] without waiting, as `execute_async`.
-    #[pyo3(signature = (name, arguments, caller, reply))]
-    fn call_tool_async(
+    /// Runs a KIP 2.0 request envelope (a dict, as JSON decodes it) and
+    /// returns the response envelope; the engine checks every member.
+    #[pyo3(signature = (envelope, readonly, caller))]
+    fn execute_envelope<'py>(
         &self,
-        name: &str,
-        arguments: &Bound<'_, PyAny>,
+        py: Python<'py>,
+        envelope: &Bound<'py, PyAny>,
+        readonly: bool,
+        caller: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let job = self.envelope_job(envelope, readonly, caller)?;
+        job::wait(py, job)
+    }
+
+    /// [`Self::execute_envelope`] without waiting, as `execute_async`.
+    #[pyo3(signature = (envelope, readonly, caller, reply))]
+    fn execute_envelope_async(
+        &self,
+        envelope: &Bound<'_, PyAny>,
+        readonly: bool,
         caller: Option<&str>,
         reply: &Bound<'_, PyAny>,
     ) -> PyResult<NativeTask> {
-        let job = self.tool_job(name, arguments, caller)?;
-        start(job, reply)
+        let job = self.envelope_job(envelope, readonly, caller)?;
+        job::start(job, reply)
     }
 
     /// Reads back every document the store lists; returns
@@ -292,7 +244,7 @@ impl NativeNexus {
         packages: Vec<(String, String)>,
         activate: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let packages = package_sources(packages);
+        let packages = args::package_sources(packages);
         let response = self.on_store(py, move |nexus| async move {
             nexus.install_schema_packages(&packages, activate).await
         })?;
@@ -314,34 +266,6 @@ impl NativeNexus {
         convert::to_python(py, &response)
     }
 
-    /// Runs a KIP 2.0 request envelope (a dict, as JSON decodes it) and
-    /// returns the response envelope; the engine checks every member.
-    #[pyo3(signature = (envelope, readonly, caller))]
-    fn execute_envelope<'py>(
-        &self,
-        py: Python<'py>,
-        envelope: &Bound<'py, PyAny>,
-        readonly: bool,
-        caller: Option<&str>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let job = self.envelope_job(envelope, readonly, caller)?;
-        let response = runtime::block_on_caller(py, run(job))??;
-        convert::to_python(py, &response)
-    }
-
-    /// [`Self::execute_envelope`] without waiting, as `execute_async`.
-    #[pyo3(signature = (envelope, readonly, caller, reply))]
-    fn execute_envelope_async(
-        &self,
-        envelope: &Bound<'_, PyAny>,
-        readonly: bool,
-        caller: Option<&str>,
-        reply: &Bound<'_, PyAny>,
-    ) -> PyResult<NativeTask> {
-        let job = self.envelope_job(envelope, readonly, caller)?;
-        start(job, reply)
-    }
-
     /// `(key, size)` of every object of the store's database, by key.
     fn _stored_objects(&self, py: Python<'_>) -> PyResult<Vec<(String, u64)>> {
         let objects = self.with_store(py, |nexus| async move {
@@ -351,49 +275,6 @@ impl NativeNexus {
                 .map_err(errors::from_store_error)
         })?;
         Ok(objects.into_iter().map(|o| (o.key, o.size)).collect())
-    }
-
-    /// Adds a fault rule (see `anda.testing.FaultInjector`).
-    #[allow(clippy::too_many_arguments)] // one keyword each on the Python side
-    #[pyo3(signature = (op, kind, path_contains, skip, times, keep_bytes, delay_seconds))]
-    fn _fault_rule(
-        &self,
-        op: &str,
-        kind: &str,
-        path_contains: Option<String>,
-        skip: u64,
-        times: u64,
-        keep_bytes: usize,
-        delay_seconds: f64,
-    ) -> PyResult<()> {
-        let rule = crate::faults::rule(
-            op,
-            kind,
-            path_contains,
-            skip,
-            times,
-            keep_bytes,
-            delay_seconds,
-        )?;
-        self.fault_handle()?.push_rule(rule);
-        Ok(())
-    }
-
-    /// Fails every request after `n` more attempted mutations (a power cut).
-    fn _fault_crash_after(&self, n: u64) -> PyResult<()> {
-        self.fault_handle()?.crash_after_mutations(n);
-        Ok(())
-    }
-
-    /// Removes every rule and restores power.
-    fn _fault_reset(&self) -> PyResult<()> {
-        self.fault_handle()?.reset();
-        Ok(())
-    }
-
-    /// What the wrapper saw: `(operation, path, outcome)` per mutation event.
-    fn _fault_events(&self) -> PyResult<Vec<(String, String, String)>> {
-        Ok(crate::faults::events(&self.fault_handle()?))
     }
 
     /// Writes everything pending to storage.
@@ -418,8 +299,6 @@ impl NativeNexus {
         runtime::block_on(py, close_store(self.store.clone(), self.readonly))?
     }
 }
-
-const CLOSED_MESSAGE: &str = "this Nexus is closed; open a new one to use the store again";
 
 impl NativeNexus {
     fn check_process(&self) -> PyResult<()> {
@@ -446,7 +325,7 @@ impl NativeNexus {
     }
 
     /// Everything a KIP call needs, checked and converted before any engine work.
-    fn kip_job(
+    pub(crate) fn kip_job(
         &self,
         command: &Bound<'_, PyAny>,
         parameters: &Bound<'_, PyAny>,
@@ -455,7 +334,7 @@ impl NativeNexus {
         caller: Option<&str>,
     ) -> PyResult<Job> {
         let store = self.store_handle()?;
-        let args = kip_args(command, parameters, dry_run, execution)?;
+        let args = args::kip_args(command, parameters, dry_run, execution)?;
         Ok(Job {
             store,
             caller: principal(caller),
@@ -474,13 +353,13 @@ impl NativeNexus {
         caller: Option<&str>,
     ) -> PyResult<Job> {
         let store = self.store_handle()?;
-        let tool = tool_name(name)?;
+        let tool = args::tool_name(name)?;
         Ok(Job {
             store,
             caller: principal(caller),
             work: Work::Tool {
                 tool,
-                arguments: tool_arguments(arguments),
+                arguments: args::tool_arguments(arguments),
                 readonly: self.readonly,
             },
         })
@@ -495,7 +374,7 @@ impl NativeNexus {
         caller: Option<&str>,
     ) -> PyResult<Job> {
         let store = self.store_handle()?;
-        let envelope = envelope_json(envelope);
+        let envelope = args::envelope_json(envelope);
         Ok(Job {
             store,
             caller: principal(caller),
@@ -513,15 +392,7 @@ impl NativeNexus {
         F: FnOnce(Arc<EmbeddedNexus>) -> Fut + Send + 'static,
         Fut: Future<Output = PyResult<T>> + Send + 'static,
     {
-        let store = self.store_handle()?;
-        runtime::block_on(py, async move {
-            // Held for the whole call, so close() waits for it.
-            let guard = store.read_owned().await;
-            match guard.as_ref() {
-                Some(nexus) => work(nexus.clone()).await,
-                None => Err(errors::closed_error(CLOSED_MESSAGE)),
-            }
-        })?
+        job::with_store(py, self.store_handle()?, work)
     }
 
     /// Runs `work` on the open store and turns its result into the engine's
@@ -539,14 +410,15 @@ impl NativeNexus {
                 .map_err(errors::from_store_error)?;
             Ok(match done {
                 Ok(result) => serde_json::json!({"status": "succeeded", "result": result}),
-                Err(err) => serde_json::to_value(Response::from(err)).map_err(encode_error)?,
+                Err(err) => serde_json::to_value(Response::from(err)).map_err(job::encode_error)?,
             })
         })
     }
 
-    fn fault_handle(&self) -> PyResult<anda_embedded::FaultHandle> {
-        let store = self.store.clone();
-        let guard = store
+    /// The fault injector of a store opened with `inject_faults`.
+    pub(crate) fn fault_handle(&self) -> PyResult<anda_embedded::FaultHandle> {
+        let guard = self
+            .store
             .try_read()
             .map_err(|_| errors::closed_error(CLOSED_MESSAGE))?;
         guard
@@ -594,301 +466,5 @@ async fn close_store(store: SharedStore, readonly: bool) -> PyResult<()> {
         }
         Some(nexus) => nexus.close().await.map_err(errors::from_store_error),
         None => Ok(()),
-    }
-}
-
-/// One engine call, prepared on the calling thread and run on the runtime.
-struct Job {
-    store: SharedStore,
-    caller: Principal,
-    work: Work,
-}
-
-#[allow(clippy::large_enum_variant)] // one per call, moved once into its task
-enum Work {
-    Kip {
-        args: KipArgs,
-        readonly: bool,
-    },
-    Tool {
-        tool: ToolName,
-        /// The model's arguments as JSON, or the failed response they earn.
-        arguments: Result<Value, Box<Response>>,
-        readonly: bool,
-    },
-    Bulk {
-        writes: Vec<WriteCommand>,
-        readonly: bool,
-    },
-    Envelope {
-        /// The envelope as JSON, or the failed response it earns.
-        envelope: Result<Value, Box<Response>>,
-        readonly: bool,
-    },
-}
-
-/// Why a call failed, kept as Rust values until the engine is done: the
-/// exception is built on the calling thread (see `runtime::block_on_caller`).
-pub(crate) enum CallFailure {
-    Closed,
-    /// The engine answered by leaving these damaged records out.
-    Damaged(Vec<Problem>),
-    /// A write that cannot join the bulk transaction.
-    Refused(BulkError),
-    /// The call's writes could not be acknowledged.
-    Store(StoreError),
-    Encode(serde_json::Error),
-}
-
-impl From<CallFailure> for PyErr {
-    fn from(failure: CallFailure) -> Self {
-        match failure {
-            CallFailure::Closed => errors::closed_error(CLOSED_MESSAGE),
-            CallFailure::Damaged(problems) => {
-                errors::from_store_error(StoreError::Corrupt(problems))
-            }
-            CallFailure::Refused(err) => PyValueError::new_err((err.message, err.index)),
-            CallFailure::Store(err) => errors::from_store_error(err),
-            CallFailure::Encode(err) => encode_error(err),
-        }
-    }
-}
-
-/// Executes on the engine, holding the store open for the whole call.
-async fn respond(job: Job) -> Result<Response, CallFailure> {
-    let guard = job.store.read_owned().await;
-    let Some(nexus) = guard.as_ref() else {
-        return Err(CallFailure::Closed);
-    };
-    let mark = skipped::mark();
-    let response = match job.work {
-        Work::Kip { args, readonly } => nexus.execute(args, readonly, &job.caller).await,
-        Work::Tool {
-            tool,
-            arguments,
-            readonly,
-        } => match arguments {
-            Ok(arguments) => {
-                nexus
-                    .call_tool(tool, arguments, readonly, &job.caller)
-                    .await
-            }
-            Err(response) => *response,
-        },
-        Work::Bulk { writes, readonly } => nexus
-            .write_all(&writes, readonly, &job.caller)
-            .await
-            .map_err(CallFailure::Refused)?,
-        Work::Envelope { envelope, readonly } => match envelope {
-            Ok(envelope) => {
-                nexus
-                    .execute_envelope(envelope, readonly, &job.caller)
-                    .await
-            }
-            Err(response) => *response,
-        },
-    };
-    nexus.acknowledge().await.map_err(CallFailure::Store)?;
-    // An answer the engine built by leaving damaged records out is wrong.
-    match skipped::since(mark) {
-        Some(problems) => Err(CallFailure::Damaged(problems)),
-        None => Ok(response),
-    }
-}
-
-/// Executes and encodes the response while still off the GIL.
-async fn run(job: Job) -> Result<Value, CallFailure> {
-    let response = respond(job).await?;
-    serde_json::to_value(&response).map_err(CallFailure::Encode)
-}
-
-/// Starts `job` on the runtime. Its result goes to `reply`: an
-/// `(inbox, token)` pair (see `inbox.rs`), or a callable called as
-/// `reply(result, error)` from the engine thread.
-fn start(job: Job, reply: &Bound<'_, PyAny>) -> PyResult<NativeTask> {
-    #[cfg(unix)]
-    if let Ok((inbox, token)) = reply.extract::<(PyRef<'_, NativeInbox>, u64)>() {
-        let handle = runtime::spawn(run(job), inbox.poster(token))?;
-        return Ok(NativeTask { handle });
-    }
-    let callback = reply.clone().unbind();
-    let handle = runtime::spawn(run(job), move |outcome| {
-        Python::attach(|py| deliver(py, &callback, outcome));
-    })?;
-    Ok(NativeTask { handle })
-}
-
-/// KML writes from Python `(command, parameters)` tuples, checked as the
-/// engine's values.
-pub fn write_commands(commands: &Bound<'_, PyList>) -> PyResult<Vec<WriteCommand>> {
-    let mut writes = Vec::with_capacity(commands.len());
-    for (index, item) in commands.iter().enumerate() {
-        let root = format!("operations[{index}]");
-        let pair = item.cast::<PyTuple>()?;
-        let text = command_text(pair.get_item(0)?.cast::<PyString>()?)
-            .map_err(|err| err.into_pyerr(&root))?;
-        let parameters = convert::parameters_to_json(&pair.get_item(1)?)
-            .map_err(|err| err.into_pyerr(&format!("{root} parameters")))?;
-        writes.push((text, parameters));
-    }
-    Ok(writes)
-}
-
-/// The anonymous Principal when no caller is named.
-fn principal(caller: Option<&str>) -> Principal {
-    caller.map_or_else(Principal::anonymous, caller_principal)
-}
-
-/// One of the engine's tools, by the name a model called it.
-pub(crate) fn tool_name(name: &str) -> PyResult<ToolName> {
-    ToolName::from_name(name).ok_or_else(|| {
-        PyValueError::new_err(format!(
-            "unknown tool {name:?}: anda runs 'execute_kip' and 'execute_kip_readonly'"
-        ))
-    })
-}
-
-/// A request envelope as JSON, under the engine's rules; one that is not
-/// JSON becomes the failed response it earns.
-pub(crate) fn envelope_json(envelope: &Bound<'_, PyAny>) -> Result<Value, Box<Response>> {
-    convert::to_json(envelope, 0).map_err(|err| {
-        let detail = err.describe("request");
-        Box::new(Response::from(
-            anda_kip::KipError::invalid_request_envelope(detail),
-        ))
-    })
-}
-
-/// A model's tool arguments as JSON: text is parsed, anything else converted
-/// under the engine's rules; what fails becomes the model's error result.
-pub(crate) fn tool_arguments(arguments: &Bound<'_, PyAny>) -> Result<Value, Box<Response>> {
-    let invalid = |detail: &str| Box::new(invalid_arguments(detail));
-    if let Ok(text) = arguments.cast::<PyString>() {
-        let text = convert::to_utf8(text).map_err(|err| invalid(&err.describe("arguments")))?;
-        return serde_json::from_str(&text)
-            .map_err(|err| invalid(&format!("not valid JSON: {err}")));
-    }
-    convert::to_json(arguments, 0).map_err(|err| invalid(&err.describe("arguments")))
-}
-
-/// Where a store lives, from the Python layer's parts of it.
-pub(crate) fn location(
-    path: Option<PathBuf>,
-    url: Option<String>,
-    options: Vec<(String, String)>,
-) -> Location {
-    match (path, url) {
-        (_, Some(url)) => Location::Bucket(BucketLocation { url, options }),
-        (None, None) => Location::InMemory,
-        (Some(path), None) => Location::Directory(path),
-    }
-}
-
-pub(crate) fn lease_duration(seconds: f64) -> PyResult<std::time::Duration> {
-    std::time::Duration::try_from_secs_f64(seconds)
-        .map_err(|err| PyValueError::new_err(format!("lease_ttl: {err}")))
-}
-
-fn package_sources(packages: Vec<(String, String)>) -> Vec<PackageSource> {
-    packages
-        .into_iter()
-        .map(|(source, artifact)| PackageSource { source, artifact })
-        .collect()
-}
-
-fn tenancy_from_name(name: &str) -> PyResult<Tenancy> {
-    match name {
-        "shared" => Ok(Tenancy::Shared),
-        "per_caller" => Ok(Tenancy::PerCallerSpace),
-        other => Err(PyValueError::new_err(format!(
-            "tenancy must be 'shared' or 'per_caller', not {other:?}"
-        ))),
-    }
-}
-
-pub(crate) fn encode_error(err: serde_json::Error) -> PyErr {
-    errors::store_error(format!("cannot encode the engine response: {err}"))
-}
-
-/// A finished call as Python's `(result, error)`, exactly one of them set.
-pub(crate) fn settled<'py>(
-    py: Python<'py>,
-    outcome: Outcome<Result<Value, CallFailure>>,
-) -> (Bound<'py, PyAny>, Bound<'py, PyAny>) {
-    let failed = |err: PyErr| {
-        (
-            py.None().into_bound(py),
-            err.into_value(py).into_bound(py).into_any(),
-        )
-    };
-    match outcome {
-        Ok(Ok(value)) => match convert::to_python(py, &value) {
-            Ok(object) => (object, py.None().into_bound(py)),
-            Err(err) => failed(err),
-        },
-        Ok(Err(failure)) => failed(failure.into()),
-        Err(panic) => failed(errors::panic_error(panic)),
-    }
-}
-
-fn deliver(py: Python<'_>, callback: &Py<PyAny>, outcome: Outcome<Result<Value, CallFailure>>) {
-    if let Err(err) = callback.call1(py, settled(py, outcome)) {
-        err.write_unraisable(py, Some(callback.bind(py)));
-    }
-}
-
-/// Builds the engine's tool arguments from the Python call.
-pub(crate) fn kip_args(
-    command: &Bound<'_, PyAny>,
-    parameters: &Bound<'_, PyAny>,
-    dry_run: bool,
-    execution: Option<&str>,
-) -> PyResult<KipArgs> {
-    let parameters =
-        convert::parameters_to_json(parameters).map_err(|err| err.into_pyerr("parameters"))?;
-    let execution = execution.map(execution_mode).transpose()?;
-    let mut args = KipArgs {
-        parameters,
-        dry_run: Some(dry_run),
-        execution: execution.map(anda_embedded::Execution::new),
-        ..KipArgs::default()
-    };
-    if let Ok(text) = command.cast::<PyString>() {
-        args.command = Some(command_text(text).map_err(|err| err.into_pyerr("command"))?);
-    } else {
-        let batch = command.cast::<PyList>()?;
-        let mut operations = Vec::with_capacity(batch.len());
-        for (index, item) in batch.iter().enumerate() {
-            let root = format!("commands[{index}]");
-            let pair = item.cast::<PyTuple>()?;
-            let text = command_text(pair.get_item(0)?.cast::<PyString>()?)
-                .map_err(|err| err.into_pyerr(&root))?;
-            let operation = match convert::parameters_to_json(&pair.get_item(1)?)
-                .map_err(|err| err.into_pyerr(&format!("{root} parameters")))?
-            {
-                None => KipOperation::Command(text),
-                Some(parameters) => KipOperation::Operation(Box::new(
-                    Operation::new(text).with_parameters(parameters),
-                )),
-            };
-            operations.push(operation);
-        }
-        args.operations = Some(operations);
-    }
-    Ok(args)
-}
-
-fn command_text(text: &Bound<'_, PyString>) -> Result<String, ConversionError> {
-    Ok(convert::to_utf8(text)?.into_owned())
-}
-
-fn execution_mode(name: &str) -> PyResult<ExecutionMode> {
-    match name {
-        "sequence" => Ok(ExecutionMode::Sequence),
-        "independent" => Ok(ExecutionMode::Independent),
-        "atomic" => Ok(ExecutionMode::Atomic),
-        other => Err(PyValueError::new_err(format!(
-            "execution must be 'sequence', 'independent' or 'atomic', not {other:?}"
-        ))),
     }
 }

@@ -9,7 +9,7 @@
 //! gives; a call the gate cannot prove (an operation that does not parse
 //! here, so its verb is unknown) goes to `execute_kip_readonly` instead, for
 //! the server to judge.
-use crate::{convert, nexus};
+use crate::{args, convert, job};
 use anda_embedded::{ToolName, tool_args};
 use anda_engine::memory::KipArgs;
 use anda_kip::{Command, Executor, Operation, Request, Response, execute_request_readonly};
@@ -25,6 +25,14 @@ const READONLY_VIOLATION: &str = "ReadonlyViolation";
 /// response)` for a call refused without reaching any server.
 type Prepared<'py> = (Option<&'static str>, Bound<'py, PyAny>);
 
+/// The failed response a call earns without reaching any server (boxed: a
+/// `Response` is large, and a refusal is the rare path).
+type Refusal = Box<Response>;
+
+fn refused(response: impl Into<Response>) -> Refusal {
+    Box::new(response.into())
+}
+
 /// The wire request for `NativeNexus.execute`'s arguments (see
 /// `anda.Nexus.execute_kip`); `readonly` takes the read-only path.
 #[pyfunction]
@@ -37,7 +45,7 @@ pub fn kip_request<'py>(
     execution: Option<&str>,
     readonly: bool,
 ) -> PyResult<Prepared<'py>> {
-    let mut args = nexus::kip_args(command, parameters, dry_run, execution)?;
+    let mut args = args::kip_args(command, parameters, dry_run, execution)?;
     if !dry_run {
         // The default, which the wire leaves unsaid.
         args.dry_run = None;
@@ -57,10 +65,9 @@ pub fn tool_request<'py>(
     arguments: &Bound<'py, PyAny>,
     readonly: bool,
 ) -> PyResult<Prepared<'py>> {
-    let tool = nexus::tool_name(name)?;
-    let prepared = nexus::tool_arguments(arguments)
-        .map_err(|response| *response)
-        .and_then(tool_args)
+    let tool = args::tool_name(name)?;
+    let prepared = args::tool_arguments(arguments)
+        .and_then(|arguments| tool_args(arguments).map_err(Box::new))
         .and_then(|args| args_request(args, readonly || tool == ToolName::ExecuteKipReadonly))
         .and_then(|(method, request)| Ok((method, to_value(&request)?)));
     outcome(py, prepared)
@@ -75,41 +82,43 @@ pub fn envelope_request<'py>(
     request: &Bound<'py, PyAny>,
     readonly: bool,
 ) -> PyResult<Prepared<'py>> {
-    let prepared = nexus::envelope_json(request)
-        .map_err(|response| *response)
-        .and_then(|envelope| {
-            if !envelope.is_object() {
-                // Never an envelope, on any server: refused as the engine reads it.
-                return Err(Request::from_value(envelope).err().map_or_else(
-                    || Response::from(anda_kip::KipError::invalid_request_envelope("not an object")),
-                    Response::from,
-                ));
-            }
-            if !readonly {
-                return Ok((READ_WRITE, envelope));
-            }
-            // One the engine cannot read here is for the server to judge.
-            let method = match Request::from_value(envelope.clone()) {
-                Ok(parsed) => gate(parsed)?.0,
-                Err(_) => READONLY,
-            };
-            Ok((method, envelope))
-        });
+    let prepared = args::envelope_json(request).and_then(|envelope| {
+        if !envelope.is_object() {
+            // Never an envelope, on any server: refused as the engine reads it.
+            return Err(Request::from_value(envelope).err().map_or_else(
+                || {
+                    refused(anda_kip::KipError::invalid_request_envelope(
+                        "not an object",
+                    ))
+                },
+                refused,
+            ));
+        }
+        if !readonly {
+            return Ok((READ_WRITE, envelope));
+        }
+        // One the engine cannot read here is for the server to judge.
+        let method = match Request::from_value(envelope.clone()) {
+            Ok(parsed) => gate(parsed)?.0,
+            Err(_) => READONLY,
+        };
+        Ok((method, envelope))
+    });
     outcome(py, prepared)
 }
 
-fn args_request(args: KipArgs, readonly: bool) -> Result<(&'static str, Request), Response> {
+fn args_request(args: KipArgs, readonly: bool) -> Result<(&'static str, Request), Refusal> {
     if readonly {
-        gate(args.into_readonly_request()?)
+        gate(args.into_readonly_request().map_err(refused)?)
     } else {
-        Ok((READ_WRITE, args.into_request()?))
+        Ok((READ_WRITE, args.into_request().map_err(refused)?))
     }
 }
 
 /// Runs `request` through the engine's read-only gate with nothing behind
 /// it: refused if it writes; `execute_kip` once every operation is seen to
 /// read.
-fn gate(request: Request) -> Result<(&'static str, Request), Response> {
+fn gate(request: Request) -> Result<(&'static str, Request), Refusal> {
     let reads = Reads(AtomicUsize::new(0));
     let response = futures::executor::block_on(execute_request_readonly(&reads, &request));
     if response
@@ -117,7 +126,7 @@ fn gate(request: Request) -> Result<(&'static str, Request), Response> {
         .as_ref()
         .is_some_and(|error| error.code == READONLY_VIOLATION)
     {
-        return Err(response);
+        return Err(Box::new(response));
     }
     let seen = reads.0.load(Ordering::Relaxed);
     let method = if seen == request.operations.len() {
@@ -139,9 +148,9 @@ impl Executor for Reads {
     }
 }
 
-fn to_value(request: &Request) -> Result<Value, Response> {
+fn to_value(request: &Request) -> Result<Value, Refusal> {
     serde_json::to_value(request).map_err(|err| {
-        Response::from(anda_kip::KipError::invalid_request_envelope(format!(
+        refused(anda_kip::KipError::invalid_request_envelope(format!(
             "cannot encode the request: {err}"
         )))
     })
@@ -149,12 +158,12 @@ fn to_value(request: &Request) -> Result<Value, Response> {
 
 fn outcome<'py>(
     py: Python<'py>,
-    prepared: Result<(&'static str, Value), Response>,
+    prepared: Result<(&'static str, Value), Refusal>,
 ) -> PyResult<Prepared<'py>> {
     match prepared {
         Ok((method, envelope)) => Ok((Some(method), convert::to_python(py, &envelope)?)),
         Err(response) => {
-            let response = serde_json::to_value(&response).map_err(nexus::encode_error)?;
+            let response = serde_json::to_value(&*response).map_err(job::encode_error)?;
             Ok((None, convert::to_python(py, &response)?))
         }
     }
