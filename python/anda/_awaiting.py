@@ -39,6 +39,9 @@ async def awaited(start: Callable[[_anda._Reply], _anda.NativeTask]) -> Any:
         if inbox is not None:
             inbox.forget(token)
         raise
+    finally:
+        # What the engine logged meanwhile, to Python's logging (see anda._engine_logs).
+        _anda._hand_over_engine_logs()
 
 
 def _settler(

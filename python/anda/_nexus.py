@@ -12,11 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from anda import _anda
+from anda import _anda, _engine_logs
 from anda._awaiting import awaited
 from anda._base import BaseMemory, Batch, Command, Execution
 from anda._calls import check_bool
-from anda._changes import ChangeFeed
 from anda._capsules import (
     DEFAULT_SPACE,
     Capsule,
@@ -25,6 +24,7 @@ from anda._capsules import (
     package_source,
     package_sources,
 )
+from anda._changes import ChangeFeed
 from anda._default import default_memory, default_nexus, execute_kip
 from anda.bulk import Write
 from anda.errors import AndaError, CorruptStoreError, StoreError, error_from_response
@@ -179,6 +179,7 @@ class Nexus(BaseMemory):
         packages = package_sources(schema_packages)
         if packages and readonly is True:
             raise ValueError("schema_packages need a writable store; open it without readonly")
+        _engine_logs.follow_levels()
         self._native = _anda.NativeNexus(
             path, name, readonly, tenancy, packages, _inject_faults, url, options, _lease_ttl
         )

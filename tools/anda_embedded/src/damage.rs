@@ -31,13 +31,20 @@ static WATCHING: AtomicBool = AtomicBool::new(false);
 
 struct DamageLog;
 
+/// Whether a record may say that AndaDB skipped one.
+fn watched(metadata: &Metadata<'_>) -> bool {
+    metadata.level() <= Level::Warn && metadata.target().starts_with("anda_db")
+}
+
 impl Log for DamageLog {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= Level::Warn && metadata.target().starts_with("anda_db")
+        watched(metadata) || crate::engine_log::enabled(metadata)
     }
 
+    /// Every record is also kept for the host, if it asked (`engine_log.rs`).
     fn log(&self, record: &Record<'_>) {
-        if !self.enabled(record.metadata()) {
+        crate::engine_log::log(record);
+        if !watched(record.metadata()) {
             return;
         }
         let message = record.args().to_string();

@@ -120,8 +120,19 @@ where
 ///
 /// The wait wakes every [`SIGNAL_POLL`] to run Python's signal handlers; if one
 /// raises (Ctrl-C's `KeyboardInterrupt`), the engine task is aborted and the
-/// exception propagates.
+/// exception propagates. What the engine logged meanwhile then goes to
+/// Python's `logging` (see `logging.rs`), as after [`block_on_caller`].
 pub fn block_on<T, F>(py: Python<'_>, future: F) -> PyResult<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let result = wait_on_worker(py, future);
+    crate::logging::hand_over(py);
+    result
+}
+
+fn wait_on_worker<T, F>(py: Python<'_>, future: F) -> PyResult<T>
 where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
@@ -208,8 +219,18 @@ where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
+    let result = wait_on_caller(py, future);
+    crate::logging::hand_over(py);
+    result
+}
+
+fn wait_on_caller<T, F>(py: Python<'_>, future: F) -> PyResult<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
     if tokio::runtime::Handle::try_current().is_ok() {
-        return block_on(py, future);
+        return wait_on_worker(py, future);
     }
     let runtime = runtime()?;
     let mut future = Box::pin(AssertUnwindSafe(future).catch_unwind());
@@ -236,7 +257,7 @@ where
                     return Err(signal);
                 }
             }
-            None => return block_on(py, future)?.map_err(errors::panic_error),
+            None => return wait_on_worker(py, future)?.map_err(errors::panic_error),
         }
     }
 }
