@@ -15,8 +15,8 @@ from typing import Any
 from anda import _anda
 from anda._base import BaseMemory, Batch
 from anda._calls import READONLY_TOOL, check_bool, declared_read, dry_run_option
-from anda._http import Wire
 from anda._changes import ChangeFeed
+from anda._http import Wire
 from anda._logs import LogPage
 from anda.bulk import Write
 from anda.errors import MemoryClosedError, RemoteError, ServerUnreachableError
@@ -229,6 +229,16 @@ class Client(BaseMemory):
         with :class:`anda.ServerUnreachableError` after ``timeout`` seconds
         without the server; a server without that route (Anda's own) is
         re-read every ``poll_interval`` seconds instead.
+
+        ``caller`` must be ``None``: the server follows the key's caller.
+
+        >>> import anda
+        >>> with anda.Client("http://127.0.0.1:8080", api_key="secret") as client:
+        ...     feed = client.changes(since=0, follow=True)
+        ...     for envelope in feed:  # doctest: +SKIP
+        ...         print(envelope["space_seq"], envelope["tx_id"])
+        ...     feed
+        <anda.ChangeFeed at space_seq 0 (following)>
         """
         from anda._changes import client_feed
 
@@ -254,6 +264,13 @@ class Client(BaseMemory):
                 ``CursorInvalidated``; a server that keeps no log:
                 ``UnsupportedCapability``).
             anda.RemoteError: the exchange failed outside KIP.
+
+        >>> import anda
+        >>> with anda.Client("http://127.0.0.1:8080", api_key="secret") as client:
+        ...     logs, cursor = client.list_logs(limit=100)  # doctest: +SKIP
+        ...     while cursor is not None:  # doctest: +SKIP
+        ...         more, cursor = client.list_logs(cursor, limit=100)
+        ...         logs += more
         """
         from anda._logs import list_logs
 

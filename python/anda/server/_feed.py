@@ -67,6 +67,8 @@ class Feeds:
         # The first page is read before the stream starts, so that a refusal
         # is an HTTP status, as /kip answers it.
         asked = {"since": since, "limit": limit, "follow": follow}
+        # Taken before the first read: a commit after it wakes the stream.
+        generation = self._signal.generation
         try:
             first = await self._page(since, limit, caller)
         except KipError as err:
@@ -76,7 +78,7 @@ class Feeds:
         _audit.note_call("changes", asked, {"status": "succeeded"})
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(
-            self._stream(first, since, limit, follow, caller),
+            self._stream(first, generation, since, limit, follow, caller),
             media_type="text/event-stream",
             headers=headers,
         )
@@ -92,6 +94,7 @@ class Feeds:
     async def _stream(
         self,
         first: tuple[list[dict[str, Any]], int | None],
+        generation: int,
         position: int,
         limit: int,
         follow: bool,
@@ -102,8 +105,8 @@ class Feeds:
             yield f"retry: {RECONNECT_MS}\n\n".encode()
             page: tuple[list[dict[str, Any]], int | None] | None = first
             while not self._stopping:
-                generation = self._signal.generation
                 if page is None:
+                    generation = self._signal.generation
                     try:
                         page = await self._page(position, limit, caller)
                     except KipError as err:
