@@ -364,3 +364,22 @@ def test_cursor_codec() -> None:
             decode_cursor(bad)
     with pytest.raises(ValueError, match="entry id"):
         encode_cursor(-1)
+
+
+def test_serve_refuses_an_audit_log_it_cannot_open(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "anda", "serve", "--audit-log", str(tmp_path / "no" / "log")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "cannot open the audit log" in done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "anda", "serve", "--log-retention-days", "-1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--log-retention-days" in done.stderr

@@ -27,6 +27,7 @@ import anda
 from anda.errors import first_error
 from anda.server import create_app
 from conftest import UPSERT_PERSON
+from support.memories import FULL_KINDS, open_memory
 from test_server import KEY, free_port
 
 FOLLOW_SECONDS = 120.0
@@ -194,6 +195,34 @@ def test_async_follow_wakes_on_the_signal() -> None:
             return [envelope["space_seq"]]
 
     assert asyncio.run(main()) == [1]
+
+
+@pytest.mark.timeout(FOLLOW_SECONDS)
+@pytest.mark.parametrize("kind", FULL_KINDS)
+def test_every_memory_reads_and_follows_the_same_changes(kind: str, tmp_path: Path) -> None:
+    with open_memory(kind, tmp_path) as memory:
+        write(memory, "a", "b", "c")
+        feed = memory.changes(limit=2)
+        assert [(e["space_seq"], e["changes"][0]["op"]) for e in feed] == [
+            (1, "create"),
+            (2, "create"),
+            (3, "create"),
+        ]
+        seen: list[int] = []
+        with memory.changes(since=feed.position, follow=True, poll_interval=0.05) as live:
+
+            def follow() -> None:
+                for envelope in live:
+                    seen.append(envelope["space_seq"])
+                    if len(seen) == 2:
+                        return
+
+            follower = threading.Thread(target=follow)
+            follower.start()
+            write(memory, "d", "e")
+            follower.join()
+        assert seen == [4, 5]
+        assert live.position == 5
 
 
 # -- GET /changes, in process ------------------------------------------------------------

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import socket
+import sqlite3
 import sys
 from collections.abc import Sequence
 from types import FrameType
@@ -192,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             Server(config).run()
         except _Stopped:
             pass
+        except (sqlite3.Error, OSError) as err:
+            _say(f"error: cannot open the audit log {args.audit_log}: {err}")
+            return 1
         finally:
             memory.close()
     return 0

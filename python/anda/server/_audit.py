@@ -195,12 +195,15 @@ class AuditLog:
             isolation_level=None,
         )
         self._lock = threading.Lock()
-        with self._lock:
+        try:
             if self.path is not None:
                 # Readers (python -m anda logs) never block the writer, nor it them.
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+        except BaseException:
+            self._db.close()
+            raise
         self._pending: queue.SimpleQueue[Entry | threading.Event | None] = queue.SimpleQueue()
         self._closed = False
         self._writer = threading.Thread(target=self._write, name="anda-audit-log", daemon=True)
@@ -340,9 +343,19 @@ def open_log(
     store ``store_path``, else memory)."""
     if location is None:
         if store_path is not None and os.path.isdir(store_path):
-            location = os.path.join(store_path, FILE_NAME)
-    elif os.fspath(location) == ":memory:":
-        location = None
+            path = os.path.join(store_path, FILE_NAME)
+            try:
+                return AuditLog(path, max_request_bytes=max_request_bytes)
+            except (sqlite3.Error, OSError) as err:
+                # A store on read-only media can still be served.
+                _log.warning(
+                    "cannot keep the audit log in %s (%s): it is kept in memory, and lost on exit",
+                    path,
+                    err,
+                )
+        return AuditLog(None, max_request_bytes=max_request_bytes)
+    if os.fspath(location) == ":memory:":
+        return AuditLog(None, max_request_bytes=max_request_bytes)
     return AuditLog(location, max_request_bytes=max_request_bytes)
 
 
