@@ -8,7 +8,7 @@ is never needed by another. :data:`SUBCOMMANDS` lists them; ``python -m anda
 is :mod:`anda.cli.common`.
 
 >>> sorted(SUBCOMMANDS)
-['check', 'copy', 'export', 'import', 'load', 'logs', 'mcp', 'run', 'serve']
+['check', 'copy', 'export', 'import', 'load', 'logs', 'mcp', 'run', 'serve', 'view']
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "mcp": Subcommand("anda.cli.mcp", "main", "serve a memory to MCP hosts over stdio"),
     "serve": Subcommand("anda.cli.serve", "main", "serve a memory over HTTP"),
     "logs": Subcommand("anda.cli.logs", "main", "show the audit log anda serve keeps"),
+    "view": Subcommand("anda.cli.view", "main", "open the inspector, a read-only web page"),
 }
 
 #: The subcommand that runs when the first argument names none.
