@@ -225,7 +225,6 @@ class ChangeFeed:
         follow: bool = False,
         caller: str | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
-        _http: _HttpFeed | None = None,
     ) -> None:
         self.position = check_since(since)
         _check_options(limit, poll_interval)
@@ -239,7 +238,8 @@ class ChangeFeed:
         self._buffer: collections.deque[dict[str, Any]] = collections.deque()
         self._consumed = self.position
         self._closed = False
-        self._http = _http
+        # Set by client_feed: a Client that follows listens to GET /changes.
+        self._http: _HttpFeed | None = None
         self._signal = commit_signal(memory)
 
     # -- the synchronous iterator ---------------------------------------------------
@@ -519,8 +519,7 @@ def client_feed(
 ) -> ChangeFeed:
     """A feed over an :class:`anda.Client`: pages over ``POST /kip``, and
     with ``follow`` the server's ``GET /changes`` stream."""
+    feed = ChangeFeed(client, since, limit=limit, follow=follow, poll_interval=poll_interval)
     wire = client._wire
-    http = _HttpFeed(client.url, wire._api_key, wire._pool._timeout, limit, poll_interval)
-    return ChangeFeed(
-        client, since, limit=limit, follow=follow, poll_interval=poll_interval, _http=http
-    )
+    feed._http = _HttpFeed(client.url, wire._api_key, wire._pool._timeout, limit, poll_interval)
+    return feed
