@@ -11,6 +11,10 @@ One process owns the store and serves it:
   error (400 for a bad command, 401, 403, 404, 408, 409, 410, 413, 429, 501,
   503, 500) as the Rust server maps them.
 - ``/mcp``: the MCP server of :mod:`anda.mcp`, over streamable HTTP.
+- ``{"method": "list_logs", ...}`` at ``/kip``: the audit log, kept of every
+  request but ``GET /`` (who asked, never a key; when; the commands; the
+  outcome), answered as the Rust server answers it.
+- ``GET /changes``: the committed changes, as server-sent events.
 - ``GET /``: service information, for probes.
 
 With API keys (``--api-key-env``, ``--keys-file``) every request but ``GET /``
