@@ -121,7 +121,7 @@ def test_a_reader_that_stops_early_ends_it_quietly() -> None:
     assert stderr == ""
 
 
-SUBCOMMANDS = ("run", "load", "check", "export", "import", "copy", "mcp", "serve", "logs")
+SUBCOMMANDS = ("run", "load", "check", "export", "import", "copy", "mcp", "serve", "logs", "view")
 
 
 def test_help_names_every_subcommand() -> None:
