@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from anda import _anda
+from anda import _anda, _observer
 from anda.errors import RemoteError, ServerUnreachableError
 
 if TYPE_CHECKING:
@@ -87,6 +87,9 @@ class Wire:
         }
         if self._api_key is not None:
             headers["Authorization"] = f"Bearer {self._api_key}"
+        observer = _observer.current
+        if observer is not None:
+            observer.inject(headers)  # the trace goes on at the server (anda.telemetry)
         attempt = 0
         while True:
             can_retry = attempt < self._retries

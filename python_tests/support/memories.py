@@ -66,7 +66,7 @@ def server_wrapper(memory: anda.Nexus) -> Any:
     from anda.server import create_app
 
     app = create_app(memory, close_memory=False)
-    (guard,) = app.user_middleware
+    [guard] = [m for m in app.user_middleware if "engine" in m.kwargs]
     return guard.kwargs["engine"]
 
 
