@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 from anda._calls import ToolResult, check_bool, check_caller, check_tool_call, normalise
 from anda._capsules import Capsule, capsule_text, export_command
 from anda.bulk import BulkResult, Operation, Write, write_chunks
-from anda.errors import error_from_response
+from anda.errors import AndaError, error_from_response
 
 __all__ = ["BaseMemory", "Command", "Execution"]
 
@@ -66,6 +66,19 @@ class BaseMemory(abc.ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _repr_html_(self) -> str | None:
+        """A notebook shows a memory as :func:`anda.view.overview` draws it:
+        its primer and latest changes (read-only); a refused read shows the
+        engine's error. Nothing for a closed memory (its plain ``repr``)."""
+        if self.closed:
+            return None
+        from anda.view import _html, overview
+
+        try:
+            return overview(self)._repr_html_()
+        except AndaError as err:
+            return _html.inline(_html.error_html(err))
 
     # -- the primitives ----------------------------------------------------------------
 

@@ -15,6 +15,8 @@ One process owns the store and serves it:
   request but ``GET /`` (who asked, never a key; when; the commands; the
   outcome), answered as the Rust server answers it.
 - ``GET /changes``: the committed changes, as server-sent events.
+- ``/view/``: the inspector (:mod:`anda.view`), a read-only web page of the
+  memory, behind the same keys (a browser gives the key as a Basic password).
 - ``GET /``: service information, for probes.
 
 With API keys (``--api-key-env``, ``--keys-file``) every request but ``GET /``
@@ -38,8 +40,8 @@ per-caller tenancy stays with the owning server).
 >>> from anda.server import create_app
 >>> import anda
 >>> with anda.Nexus() as memory:
-...     [route.path for route in create_app(memory, close_memory=False).routes]
-['/', '/kip', '/changes', '/mcp']
+...     [route.path for route in create_app(memory, close_memory=False).routes][:5]
+['/', '/kip', '/changes', '/mcp', '/view']
 """
 
 from __future__ import annotations

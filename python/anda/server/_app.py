@@ -4,6 +4,7 @@ deadline can cut short."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hmac
 import ipaddress
@@ -31,6 +32,7 @@ from anda._changes import Signal, commit_signal, committed
 from anda.errors import AndaError, MemoryClosedError, first_error
 from anda.server import _audit, _wire
 from anda.server._feed import Feeds
+from anda.view import _web as _view
 
 _log = logging.getLogger("anda.server")
 
@@ -60,7 +62,8 @@ def create_app(
     max_logged_request_bytes: int = _audit.DEFAULT_MAX_LOGGED_REQUEST_BYTES,
 ) -> Starlette:
     """The HTTP application over ``memory``: KIP at ``/kip``, MCP at ``/mcp``,
-    the change feed at ``/changes``.
+    the change feed at ``/changes``, the inspector (a read-only web page) at
+    ``/view``.
 
     Args:
         memory: any :class:`anda.Memory`, usually the :class:`anda.Nexus`
@@ -94,7 +97,10 @@ def create_app(
     committed changes as server-sent events (see :mod:`anda.server._feed`);
     ``app.state.feeds.stop()`` ends those streams, which a host must call as
     its shutdown begins (``python -m anda serve`` does), since an ASGI server
-    waits for open streams before it shuts the application down.
+    waits for open streams before it shuts the application down. ``/view/``
+    is the page of :mod:`anda.view`, behind the same keys: a browser gives
+    the key as the password of HTTP Basic authentication (any user name),
+    and its reads run as that key's caller, on the read-only path.
 
     >>> import anda
     >>> from anda.server import create_app
@@ -184,6 +190,7 @@ def create_app(
             Route("/kip", kip, methods=["POST"]),
             Route("/changes", changes, methods=["GET"]),
             Route("/mcp", StreamableHTTPASGIApp(sessions)),
+            *_view.view_routes(engine, feeds, _request_caller),
         ],
         middleware=[guard],
         lifespan=lifespan,
@@ -390,6 +397,11 @@ class _Detached:
         """Nothing: the application closes the memory once every call is done."""
 
 
+def _request_caller(request: Request) -> str | None:
+    caller: str | None = request.scope.get(_CALLER)
+    return caller
+
+
 def _mcp_caller(ctx: ServerRequestContext[Any, Any]) -> str | None:
     request = ctx.request
     caller: str | None = request.scope.get(_CALLER) if isinstance(request, Request) else None
@@ -479,9 +491,12 @@ class _Guard:
             return
         headers = dict(scope["headers"])
         if self._keys:
-            found = self._authenticate(headers.get(b"authorization", b""))
+            # The inspector's page also takes the key as a Basic password: a browser can send that.
+            page = scope["path"] == _view.PREFIX or scope["path"].startswith(_view.PREFIX + "/")
+            found = self._authenticate(headers.get(b"authorization", b""), basic=page)
             if found is None:
-                await _refuse(send, 401, _wire.unauthenticated(), (b"www-authenticate", b"Bearer"))
+                challenge = b'Basic realm="anda", charset="UTF-8"' if page else b"Bearer"
+                await _refuse(send, 401, _wire.unauthenticated(), (b"www-authenticate", challenge))
                 return
             caller = found[0]
         elif _local(headers):
@@ -490,7 +505,7 @@ class _Guard:
             await _refuse(send, 403, _foreign())
             return
         seen["caller"] = caller
-        if scope["path"] == "/changes":
+        if scope["path"] in ("/changes", _view.CHANGES_PATH):
             await self._stream(scope, receive, send, caller)
             return
         if self._in_flight >= self._max_in_flight or self._engine.running >= self._max_in_flight:
@@ -521,9 +536,11 @@ class _Guard:
         finally:
             self._streams -= 1
 
-    def _authenticate(self, header: bytes) -> tuple[str | None] | None:
+    def _authenticate(self, header: bytes, *, basic: bool = False) -> tuple[str | None] | None:
         scheme, _, token = header.partition(b" ")
-        if scheme.lower() != b"bearer":
+        if basic and scheme.lower() == b"basic":
+            token = _basic_password(token.strip())
+        elif scheme.lower() != b"bearer":
             return None
         token = token.strip()
         found: tuple[str | None] | None = None
@@ -580,6 +597,15 @@ class _Guard:
         except asyncio.TimeoutError:
             if not seen["status"]:
                 await _refuse(send, 408, _wire.timed_out("the request ran past its deadline"))
+
+
+def _basic_password(credentials: bytes) -> bytes:
+    """The password of HTTP Basic credentials (``b""`` if malformed); the user name is ignored."""
+    try:
+        decoded = base64.b64decode(credentials, validate=True)
+    except ValueError:
+        return b""
+    return decoded.partition(b":")[2]
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
