@@ -23,7 +23,6 @@ connection or the server goes away; against a server without that route
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import http.client
@@ -39,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 from anda.errors import RemoteError, ServerUnreachableError, error_from_response
 
 if TYPE_CHECKING:
+    import asyncio
+
     from anda._memory import Memory
 
 __all__ = ["DEFAULT_PAGE", "MAX_PAGE", "ChangeFeed", "commit_signal", "notify_commit"]
@@ -81,6 +82,8 @@ class Signal:
             self._condition.wait_for(lambda: self._generation != generation, timeout)
 
     async def wait_async(self, generation: int, timeout: float) -> None:
+        import asyncio  # only async followers need it; `import anda` stays light
+
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         entry = (loop, future)
@@ -277,6 +280,8 @@ class ChangeFeed:
             if self._closed:
                 raise StopAsyncIteration
             if self._http is not None and self._follow:
+                import asyncio
+
                 envelope = await asyncio.to_thread(self._http.next, self)
                 if envelope is None:
                     raise StopAsyncIteration
