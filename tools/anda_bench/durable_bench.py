@@ -309,7 +309,7 @@ def main() -> None:
         figures["threads"] = threads(10 if quick else 40, work)
         figures["bulk_write"] = bulk(2000 if quick else 10_000, work)
         figures["reopen_after_crash"] = reopen_after_crash(
-            3000 if quick else 10_000, (8 if quick else 31) << 20, work
+            3000 if quick else 10_000, (8 if quick else 63) << 20, work
         )
         figures["leaked_directories"] = open_with_leaked_directories(
             1000, 400 if quick else 1400, work

@@ -49,9 +49,9 @@ pub const FILE_NAME: &str = "anda.journal";
 /// so that new batches go on into a fresh [`FILE_NAME`] meanwhile.
 pub const SET_ASIDE_NAME: &str = "anda.journal.0";
 /// A journal past this size is checkpointed at the next acknowledgement.
-const CHECKPOINT_BYTES: u64 = 32 << 20;
+const CHECKPOINT_BYTES: u64 = 64 << 20;
 /// How often a journal holding anything is checkpointed in the background.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// An object's state in memory, until a checkpoint puts it in the directory.
 #[derive(Clone, Debug)]

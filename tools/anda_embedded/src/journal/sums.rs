@@ -21,7 +21,7 @@
 //! next checkpoint writes a new one, and nothing is refused for it.
 use crate::verify::Problem;
 use std::{
-    collections::HashMap,
+    collections::BTreeMap,
     sync::{
         RwLock,
         atomic::{AtomicBool, Ordering},
@@ -56,7 +56,7 @@ fn summed(key: &str) -> bool {
 /// The sums of a store's payloads.
 #[derive(Default)]
 pub(crate) struct Sums {
-    table: RwLock<HashMap<String, Sum>>,
+    table: RwLock<BTreeMap<String, Sum>>,
     /// Whether the table changed since it was last written.
     changed: AtomicBool,
 }
@@ -99,9 +99,9 @@ impl Sums {
         let (table, changed) = match std::fs::read(root.join(FILE_NAME)) {
             Ok(bytes) => match decode(&bytes) {
                 Some(table) => (table, false),
-                None => (HashMap::new(), true),
+                None => (BTreeMap::new(), true),
             },
-            Err(_) => (HashMap::new(), false),
+            Err(_) => (BTreeMap::new(), false),
         };
         Self {
             table: RwLock::new(table),
@@ -158,29 +158,27 @@ impl Sums {
         put(FILE_NAME, &bytes).inspect_err(|_| self.changed.store(true, Ordering::Release))
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Sum>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Sum>> {
         self.table.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Sum>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Sum>> {
         self.table.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// `MAGIC`, then per path: its length (u16), the path, the payload's length
 /// (u64) and CRC-32 (u32), all little-endian; then the CRC-32 of all before.
-fn encode(table: &HashMap<String, Sum>) -> Vec<u8> {
-    let mut keys: Vec<&String> = table.keys().collect();
-    keys.sort();
+fn encode(table: &BTreeMap<String, Sum>) -> Vec<u8> {
     let mut out = Vec::with_capacity(MAGIC.len() + 4 + table.len() * 110);
     out.extend_from_slice(MAGIC);
-    for key in keys {
+    // A sorted map: the file lists paths in order without a sort per save.
+    for (key, sum) in table {
         // Object store paths are far shorter than 64 KiB; one that is not
         // is left unchecked.
         let Ok(len) = u16::try_from(key.len()) else {
             continue;
         };
-        let sum = table[key];
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(key.as_bytes());
         out.extend_from_slice(&sum.len.to_le_bytes());
@@ -191,7 +189,7 @@ fn encode(table: &HashMap<String, Sum>) -> Vec<u8> {
     out
 }
 
-fn decode(bytes: &[u8]) -> Option<HashMap<String, Sum>> {
+fn decode(bytes: &[u8]) -> Option<BTreeMap<String, Sum>> {
     let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
     if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) {
         return None;
@@ -202,7 +200,7 @@ fn decode(bytes: &[u8]) -> Option<HashMap<String, Sum>> {
         rest = tail;
         Some(head)
     };
-    let mut table = HashMap::new();
+    let mut table = BTreeMap::new();
     while let Some(len) = take(2) {
         let len = u16::from_le_bytes(len.try_into().ok()?) as usize;
         let key = String::from_utf8(take(len)?.to_vec()).ok()?;
