@@ -27,7 +27,7 @@ from anda._capsules import (
 from anda._changes import ChangeFeed
 from anda._default import default_memory, default_nexus, execute_kip
 from anda.bulk import Write
-from anda.errors import AndaError, CorruptStoreError, StoreError, error_from_response
+from anda.errors import AndaError, CorruptStoreError, error_from_response
 
 __all__ = [
     "Command",
@@ -167,9 +167,6 @@ class Nexus(BaseMemory):
                 raise TypeError(f"path must be str or os.PathLike[str], not bytes: {path!r}")
             if not path:
                 raise ValueError("path must not be empty; pass None for an in-memory store")
-            if readonly is True and not _has_entries(path):
-                # Read-only never creates: a typo'd path must not read as an empty memory.
-                raise StoreError(f"no store to open read-only at {path!r}")
         if not isinstance(name, str):
             raise TypeError(f"name must be str, not {type(name).__name__}")
         check_bool("readonly", readonly)
@@ -473,14 +470,6 @@ def _bucket(
         text = str(value).lower() if isinstance(value, bool) else str(value)
         options.append((key, text))
     return url, options
-
-
-def _has_entries(path: str) -> bool:
-    try:
-        with os.scandir(path) as entries:
-            return any(True for _ in entries)
-    except OSError:
-        return False
 
 
 def _result(response: dict[str, Any]) -> dict[str, Any]:
