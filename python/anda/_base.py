@@ -15,6 +15,7 @@ import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
+from anda import _observer
 from anda._calls import ToolResult, check_bool, check_caller, check_tool_call, normalise
 from anda._capsules import Capsule, capsule_text, export_command
 from anda.bulk import BulkResult, Operation, Write, write_chunks
@@ -184,7 +185,13 @@ class BaseMemory(abc.ABC):
         batch, mode = normalise(command, execution, self.readonly)
         check_bool("dry_run", dry_run)
         check_caller(caller)
-        return _succeeded(self._execute(batch, mode, parameters, dry_run, caller))
+        observer = _observer.current
+        if observer is None:
+            return _succeeded(self._execute(batch, mode, parameters, dry_run, caller))
+        args = (batch, mode, parameters, dry_run, caller)
+        return _succeeded(
+            observer.call(self, "execute_kip", batch, parameters, self._execute, args)
+        )
 
     async def execute_kip_async(
         self,
@@ -214,7 +221,15 @@ class BaseMemory(abc.ABC):
         batch, mode = normalise(command, execution, self.readonly)
         check_bool("dry_run", dry_run)
         check_caller(caller)
-        return _succeeded(await self._execute_async(batch, mode, parameters, dry_run, caller))
+        observer = _observer.current
+        if observer is None:
+            return _succeeded(await self._execute_async(batch, mode, parameters, dry_run, caller))
+        args = (batch, mode, parameters, dry_run, caller)
+        return _succeeded(
+            await observer.call_async(
+                self, "execute_kip", batch, parameters, self._execute_async, args
+            )
+        )
 
     def execute_request(
         self, request: Mapping[str, Any], *, readonly: bool = False, caller: str | None = None
@@ -253,7 +268,11 @@ class BaseMemory(abc.ABC):
         """
         check_bool("readonly", readonly)
         check_caller(caller)
-        return self._execute_request(request, readonly, caller)
+        observer = _observer.current
+        if observer is None:
+            return self._execute_request(request, readonly, caller)
+        args = (request, readonly, caller)
+        return observer.call(self, "execute_request", request, None, self._execute_request, args)
 
     async def execute_request_async(
         self, request: Mapping[str, Any], *, readonly: bool = False, caller: str | None = None
@@ -270,7 +289,13 @@ class BaseMemory(abc.ABC):
         """
         check_bool("readonly", readonly)
         check_caller(caller)
-        return await self._execute_request_async(request, readonly, caller)
+        observer = _observer.current
+        if observer is None:
+            return await self._execute_request_async(request, readonly, caller)
+        args = (request, readonly, caller)
+        return await observer.call_async(
+            self, "execute_request", request, None, self._execute_request_async, args
+        )
 
     # -- a model's tool calls ----------------------------------------------------------
 
@@ -312,7 +337,13 @@ class BaseMemory(abc.ABC):
         (False, True, 'ReadonlyViolation')
         """
         check_tool_call(name, caller)
-        return ToolResult.from_response(self._call_tool(name, arguments, caller))
+        observer = _observer.current
+        if observer is None:
+            return ToolResult.from_response(self._call_tool(name, arguments, caller))
+        args = (name, arguments, caller)
+        return ToolResult.from_response(
+            observer.call(self, "call_tool", arguments, None, self._call_tool, args)
+        )
 
     async def call_tool_async(
         self, name: str, arguments: str | Mapping[str, Any], *, caller: str | None = None
@@ -329,7 +360,15 @@ class BaseMemory(abc.ABC):
         False
         """
         check_tool_call(name, caller)
-        return ToolResult.from_response(await self._call_tool_async(name, arguments, caller))
+        observer = _observer.current
+        if observer is None:
+            return ToolResult.from_response(await self._call_tool_async(name, arguments, caller))
+        args = (name, arguments, caller)
+        return ToolResult.from_response(
+            await observer.call_async(
+                self, "call_tool", arguments, None, self._call_tool_async, args
+            )
+        )
 
     # -- many writes -------------------------------------------------------------------
 
@@ -386,7 +425,12 @@ class BaseMemory(abc.ABC):
         self._admit(caller)
 
         def commit(chunk: list[Write]) -> None:
-            _succeeded(self._write_all(chunk, caller))
+            observer = _observer.current
+            if observer is None:
+                _succeeded(self._write_all(chunk, caller))
+            else:
+                args = (chunk, caller)
+                _succeeded(observer.call(self, "bulk_write", chunk, None, self._write_all, args))
 
         return write_chunks(operations, commit, chunk_size=chunk_size, progress=progress)
 

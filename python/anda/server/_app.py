@@ -32,6 +32,7 @@ from anda._changes import Signal, commit_signal, committed
 from anda.errors import AndaError, MemoryClosedError, first_error
 from anda.server import _audit, _wire
 from anda.server._feed import Feeds
+from anda.server._telemetry import ObservedRequests
 from anda.view import _web as _view
 
 _log = logging.getLogger("anda.server")
@@ -94,7 +95,7 @@ def create_app(
 
     ``GET /`` answers service information, unauthenticated, for probes (and
     is the one route the audit log leaves out). ``GET /changes`` streams the
-    committed changes as server-sent events (see :mod:`anda.server._feed`);
+    committed changes as server-sent events;
     ``app.state.feeds.stop()`` ends those streams, which a host must call as
     its shutdown begins (``python -m anda serve`` does), since an ASGI server
     waits for open streams before it shuts the application down. ``/view/``
@@ -192,7 +193,7 @@ def create_app(
             Route("/mcp", StreamableHTTPASGIApp(sessions)),
             *_view.view_routes(engine, feeds, _request_caller),
         ],
-        middleware=[guard],
+        middleware=[Middleware(ObservedRequests), guard],
         lifespan=lifespan,
     )
     app.state.feeds = feeds
