@@ -5,9 +5,10 @@
 //! can record them: with `ANDA_POWERCUT_TRACE` naming a file, each change is
 //! written there as one JSON line before it is made, and the harness builds
 //! the disk states a power cut could leave from that record.
+use super::format::Sealed;
 use std::{
     fs::{self, File, OpenOptions},
-    io::{self, Write},
+    io::{self, IoSlice, Write},
     path::{Path, PathBuf},
     sync::Mutex,
 };
@@ -62,19 +63,29 @@ impl Disk {
             .open(self.root.join(name))
     }
 
-    /// Appends `bytes` at `offset`, the end of `file` (named `name`).
+    /// Appends `batch` at `offset`, the end of `file` (named `name`).
     pub(crate) fn append(
         &self,
         file: &mut File,
         name: &str,
         offset: u64,
-        bytes: &[u8],
+        batch: &Sealed,
     ) -> io::Result<()> {
         self.record(format_args!(
             r#""op":"write","path":{name:?},"offset":{offset},"data":"{}""#,
-            Hex(bytes)
+            Hex(batch)
         ));
-        file.write_all(bytes)
+        let mut slices: Vec<IoSlice<'_>> = batch.slices().map(IoSlice::new).collect();
+        let mut left = &mut slices[..];
+        while !left.is_empty() {
+            match file.write_vectored(left) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => IoSlice::advance_slices(&mut left, written),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn sync_file(&self, file: &File, name: &str) -> io::Result<()> {
@@ -215,10 +226,16 @@ impl Disk {
 }
 
 /// Bytes as lowercase hexadecimal, for the record.
-struct Hex<'a>(&'a [u8]);
+struct Hex<'a, T: ?Sized>(&'a T);
 
-impl std::fmt::Display for Hex<'_> {
+impl std::fmt::Display for Hex<'_, [u8]> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+impl std::fmt::Display for Hex<'_, Sealed> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.slices().try_for_each(|slice| Hex(slice).fmt(f))
     }
 }

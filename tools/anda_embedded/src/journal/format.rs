@@ -30,42 +30,100 @@ pub(crate) enum Operation {
     Delete { path: String },
 }
 
-/// A batch being gathered: room for the header, then the operations.
-pub(crate) fn new_batch() -> Vec<u8> {
-    vec![0; HEADER_LEN]
+/// Payloads shorter than this are copied into the batch's framing; longer
+/// ones are written from where the engine left them.
+const COPIED_PAYLOAD: usize = 4096;
+
+/// A batch being gathered: its operations as the parts to write (framing,
+/// and payloads taken as they came rather than copied), and their length and
+/// checksum so far.
+#[derive(Default)]
+pub(crate) struct Batch {
+    parts: Vec<Bytes>,
+    /// Framing (and short payloads) not yet closed into a part.
+    framing: Vec<u8>,
+    len: usize,
+    crc: crc32fast::Hasher,
 }
 
-/// Whether a batch from [`new_batch`] holds no operation yet.
-pub(crate) fn is_empty(batch: &[u8]) -> bool {
-    batch.len() <= HEADER_LEN
+impl Batch {
+    /// Whether the batch holds no operation yet.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0 && self.framing.is_empty()
+    }
+
+    pub(crate) fn push_put(&mut self, path: &str, data: &Bytes) {
+        self.push_path(PUT, path);
+        self.framing
+            .extend_from_slice(&(data.len() as u64).to_le_bytes());
+        if data.len() < COPIED_PAYLOAD {
+            self.framing.extend_from_slice(data);
+        } else {
+            self.close_framing();
+            self.crc.update(data);
+            self.len += data.len();
+            self.parts.push(data.clone());
+        }
+    }
+
+    pub(crate) fn push_delete(&mut self, path: &str) {
+        self.push_path(DELETE, path);
+    }
+
+    fn push_path(&mut self, kind: u8, path: &str) {
+        self.framing.push(kind);
+        self.framing
+            .extend_from_slice(&(path.len() as u32).to_le_bytes());
+        self.framing.extend_from_slice(path.as_bytes());
+    }
+
+    fn close_framing(&mut self) {
+        if !self.framing.is_empty() {
+            let framing = std::mem::take(&mut self.framing);
+            self.crc.update(&framing);
+            self.len += framing.len();
+            self.parts.push(Bytes::from(framing));
+        }
+    }
+
+    /// The batch with its header, ready to append.
+    pub(crate) fn seal(mut self, sequence: u64) -> Sealed {
+        self.close_framing();
+        let payload_len = u32::try_from(self.len).expect("a batch under 4 GiB");
+        let mut header = [0u8; HEADER_LEN];
+        header[0..4].copy_from_slice(&MAGIC);
+        header[4..12].copy_from_slice(&sequence.to_le_bytes());
+        header[12..16].copy_from_slice(&payload_len.to_le_bytes());
+        header[16..20].copy_from_slice(&self.crc.finalize().to_le_bytes());
+        let header_crc = crc32fast::hash(&header[0..20]);
+        header[20..24].copy_from_slice(&header_crc.to_le_bytes());
+        Sealed {
+            header,
+            parts: self.parts,
+        }
+    }
 }
 
-pub(crate) fn push_put(batch: &mut Vec<u8>, path: &str, data: &[u8]) {
-    push_path(batch, PUT, path);
-    batch.extend_from_slice(&(data.len() as u64).to_le_bytes());
-    batch.extend_from_slice(data);
+/// A sealed batch: its header, then the parts of its payload.
+pub(crate) struct Sealed {
+    header: [u8; HEADER_LEN],
+    parts: Vec<Bytes>,
 }
 
-pub(crate) fn push_delete(batch: &mut Vec<u8>, path: &str) {
-    push_path(batch, DELETE, path);
-}
+impl Sealed {
+    /// The batch's bytes, in the order they are written.
+    pub(crate) fn slices(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(&self.header[..]).chain(self.parts.iter().map(|part| &part[..]))
+    }
 
-fn push_path(batch: &mut Vec<u8>, kind: u8, path: &str) {
-    batch.push(kind);
-    batch.extend_from_slice(&(path.len() as u32).to_le_bytes());
-    batch.extend_from_slice(path.as_bytes());
-}
+    pub(crate) fn len(&self) -> usize {
+        self.slices().map(<[u8]>::len).sum()
+    }
 
-/// Fills in the header of a gathered batch, making it ready to append.
-pub(crate) fn seal(batch: &mut [u8], sequence: u64) {
-    let payload_len = u32::try_from(batch.len() - HEADER_LEN).expect("a batch under 4 GiB");
-    let payload_crc = crc32fast::hash(&batch[HEADER_LEN..]);
-    batch[0..4].copy_from_slice(&MAGIC);
-    batch[4..12].copy_from_slice(&sequence.to_le_bytes());
-    batch[12..16].copy_from_slice(&payload_len.to_le_bytes());
-    batch[16..20].copy_from_slice(&payload_crc.to_le_bytes());
-    let header_crc = crc32fast::hash(&batch[0..20]);
-    batch[20..24].copy_from_slice(&header_crc.to_le_bytes());
+    #[cfg(test)]
+    pub(crate) fn to_vec(&self) -> Vec<u8> {
+        self.slices().flatten().copied().collect()
+    }
 }
 
 /// What a journal file holds.
@@ -203,15 +261,14 @@ mod tests {
     use super::*;
 
     fn batch(sequence: u64, puts: &[(&str, &[u8])], deletes: &[&str]) -> Vec<u8> {
-        let mut batch = new_batch();
+        let mut batch = Batch::default();
         for (path, data) in puts {
-            push_put(&mut batch, path, data);
+            batch.push_put(path, &Bytes::copy_from_slice(data));
         }
         for path in deletes {
-            push_delete(&mut batch, path);
+            batch.push_delete(path);
         }
-        seal(&mut batch, sequence);
-        batch
+        batch.seal(sequence).to_vec()
     }
 
     fn three_batches() -> (Vec<u8>, [usize; 3]) {
@@ -255,6 +312,38 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn long_payloads_are_written_from_their_own_parts_and_read_back() {
+        let long: Vec<u8> = (0..3 * COPIED_PAYLOAD).map(|i| i as u8).collect();
+        let mut gathered = Batch::default();
+        gathered.push_put("gen/a/1", &Bytes::from(long.clone()));
+        gathered.push_put("meta/a", &Bytes::from_static(b"short"));
+        gathered.push_delete("gen/a/0");
+        let sealed = gathered.seal(3);
+        // The header, the framing before the long payload, the payload
+        // itself, then the short put and the delete in one framing part.
+        assert_eq!(sealed.slices().count(), 4);
+        assert_eq!(sealed.len(), sealed.to_vec().len());
+        let read = read(Bytes::from(sealed.to_vec())).unwrap();
+        assert_eq!(
+            read.operations,
+            vec![
+                Operation::Put {
+                    path: "gen/a/1".into(),
+                    data: Bytes::from(long),
+                },
+                Operation::Put {
+                    path: "meta/a".into(),
+                    data: Bytes::from_static(b"short"),
+                },
+                Operation::Delete {
+                    path: "gen/a/0".into(),
+                },
+            ]
+        );
+        assert_eq!(read.last_sequence, Some(3));
     }
 
     #[test]

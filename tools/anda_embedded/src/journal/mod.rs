@@ -75,7 +75,7 @@ struct Entry {
 struct State {
     overlay: HashMap<Path, Entry>,
     /// Operations not yet appended to the file.
-    batch: Vec<u8>,
+    batch: format::Batch,
     /// The number of the last operation taken.
     taken: u64,
     /// Why the journal stopped accepting operations, once a sync failed.
@@ -155,7 +155,7 @@ impl Journal {
             sums: sums::Sums::load(root),
             state: Mutex::new(State {
                 overlay: HashMap::new(),
-                batch: format::new_batch(),
+                batch: format::Batch::default(),
                 taken: 0,
                 failed: None,
             }),
@@ -288,7 +288,7 @@ impl Journal {
         state.taken += 1;
         let number = state.taken;
         let value = data.map(|data| {
-            format::push_put(&mut state.batch, path.as_ref(), &data);
+            state.batch.push_put(path.as_ref(), &data);
             Stored {
                 data,
                 modified: Utc::now(),
@@ -296,7 +296,7 @@ impl Journal {
             }
         });
         if value.is_none() {
-            format::push_delete(&mut state.batch, path.as_ref());
+            state.batch.push_delete(path.as_ref());
         }
         state.overlay.insert(
             path.clone(),
@@ -345,7 +345,7 @@ impl Journal {
         }
         let (batch, taken) = {
             let mut state = self.lock();
-            let batch = std::mem::replace(&mut state.batch, format::new_batch());
+            let batch = std::mem::take(&mut state.batch);
             (batch, state.taken)
         };
         self.append(&mut writer, batch, taken)?;
@@ -379,14 +379,14 @@ impl Journal {
     fn append(
         &self,
         writer: &mut Writer,
-        mut batch: Vec<u8>,
+        batch: format::Batch,
         taken: u64,
     ) -> Result<(), StoreError> {
-        if self.finished.load(Ordering::Acquire) || format::is_empty(&batch) {
+        if self.finished.load(Ordering::Acquire) || batch.is_empty() {
             self.durable.fetch_max(taken, Ordering::AcqRel);
             return Ok(());
         }
-        format::seal(&mut batch, writer.next_sequence);
+        let batch = batch.seal(writer.next_sequence);
         match self.write_synced(writer, &batch) {
             Ok(()) => {
                 writer.next_sequence += 1;
@@ -408,7 +408,7 @@ impl Journal {
         }
     }
 
-    fn write_synced(&self, writer: &mut Writer, batch: &[u8]) -> std::io::Result<()> {
+    fn write_synced(&self, writer: &mut Writer, batch: &format::Sealed) -> std::io::Result<()> {
         let created = writer.file.is_none();
         if created {
             writer.file = Some(self.disk.open_append(FILE_NAME)?);
@@ -481,7 +481,7 @@ impl Journal {
                 .iter()
                 .map(|(path, entry)| (path.clone(), entry.operation, entry.value.clone()))
                 .collect();
-            let batch = std::mem::replace(&mut state.batch, format::new_batch());
+            let batch = std::mem::take(&mut state.batch);
             (batch, state.taken, objects)
         };
         self.append(writer, batch, taken)?;
@@ -568,6 +568,6 @@ impl Journal {
 
     fn holds_anything(&self) -> bool {
         let state = self.lock();
-        !state.overlay.is_empty() || !format::is_empty(&state.batch)
+        !state.overlay.is_empty() || !state.batch.is_empty()
     }
 }
