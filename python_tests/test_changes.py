@@ -176,9 +176,40 @@ def test_a_commit_through_the_server_wakes_a_nexus_follower_at_once() -> None:
 
 
 @pytest.mark.timeout(FOLLOW_SECONDS)
-def test_async_follow_wakes_on_the_signal() -> None:
-    from anda._changes import notify_commit
+@pytest.mark.parametrize("how", ["execute_kip", "call_tool", "execute_request", "bulk_write"])
+def test_a_write_on_the_nexus_itself_wakes_its_follower_at_once(how: str) -> None:
+    """The follower would re-read only after an hour: the Nexus's own
+    commit wakes it (this test would hit its timeout otherwise)."""
+    with anda.Nexus() as nexus:
+        feed = nexus.changes(follow=True, poll_interval=3600)
+        got: list[dict[str, Any]] = []
+        started = threading.Event()
 
+        def follow() -> None:
+            started.set()
+            got.append(next(feed))
+
+        follower = threading.Thread(target=follow)
+        follower.start()
+        started.wait()
+        parameters = {"key": "a", "name": "A"}
+        if how == "execute_kip":
+            nexus.execute_kip(UPSERT_PERSON, parameters)
+        elif how == "call_tool":
+            arguments = {"command": UPSERT_PERSON, "parameters": parameters}
+            assert not nexus.call_tool("execute_kip", arguments).is_error
+        elif how == "execute_request":
+            operations = [{"command": UPSERT_PERSON, "parameters": parameters}]
+            nexus.execute_request({"kip": "2.0", "operations": operations})
+        else:
+            nexus.bulk_write([{"upsert": {"type": "Person", "key": "a", "name": "A"}}])
+        follower.join()
+        feed.close()
+        assert got[0]["space_seq"] == 1
+
+
+@pytest.mark.timeout(FOLLOW_SECONDS)
+def test_async_follow_wakes_on_the_signal() -> None:
     async def main() -> list[int]:
         with anda.Nexus() as nexus:
             feed = nexus.changes(follow=True, poll_interval=3600)
@@ -186,7 +217,6 @@ def test_async_follow_wakes_on_the_signal() -> None:
             async def writer() -> None:
                 await asyncio.sleep(0)
                 await nexus.execute_kip_async(UPSERT_PERSON, {"key": "a", "name": "A"})
-                notify_commit(nexus)
 
             task = asyncio.ensure_future(writer())
             envelope = await feed.__anext__()

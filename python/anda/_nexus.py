@@ -24,7 +24,7 @@ from anda._capsules import (
     package_source,
     package_sources,
 )
-from anda._changes import ChangeFeed
+from anda._changes import ChangeFeed, committed, notify_commit
 from anda._default import default_memory, default_nexus, execute_kip
 from anda.bulk import Write
 from anda.errors import AndaError, CorruptStoreError, error_from_response
@@ -223,7 +223,7 @@ class Nexus(BaseMemory):
     def _execute(
         self, batch: Batch, mode: str | None, parameters: Any, dry_run: bool, caller: str | None
     ) -> dict[str, Any]:
-        return self._native.execute(batch, parameters, dry_run, mode, caller)
+        return _signalled(self, self._native.execute(batch, parameters, dry_run, mode, caller))
 
     async def _execute_async(
         self, batch: Batch, mode: str | None, parameters: Any, dry_run: bool, caller: str | None
@@ -233,10 +233,10 @@ class Nexus(BaseMemory):
                 batch, parameters, dry_run, mode, caller, reply
             )
         )
-        return response
+        return _signalled(self, response)
 
     def _call_tool(self, name: str, arguments: Any, caller: str | None) -> dict[str, Any]:
-        return self._native.call_tool(name, arguments, caller)
+        return _signalled(self, self._native.call_tool(name, arguments, caller))
 
     async def _call_tool_async(
         self, name: str, arguments: Any, caller: str | None
@@ -244,10 +244,10 @@ class Nexus(BaseMemory):
         response: dict[str, Any] = await awaited(
             lambda reply: self._native.call_tool_async(name, arguments, caller, reply)
         )
-        return response
+        return _signalled(self, response)
 
     def _execute_request(self, request: Any, readonly: bool, caller: str | None) -> dict[str, Any]:
-        return self._native.execute_envelope(request, readonly, caller)
+        return _signalled(self, self._native.execute_envelope(request, readonly, caller))
 
     async def _execute_request_async(
         self, request: Any, readonly: bool, caller: str | None
@@ -255,10 +255,12 @@ class Nexus(BaseMemory):
         response: dict[str, Any] = await awaited(
             lambda reply: self._native.execute_envelope_async(request, readonly, caller, reply)
         )
-        return response
+        return _signalled(self, response)
 
     def _write_all(self, writes: list[Write], caller: str | None) -> dict[str, Any]:
-        return self._native.write_all(writes, caller)
+        written: dict[str, Any] = self._native.write_all(writes, caller)
+        notify_commit(self)
+        return written
 
     # -- what only a store has ---------------------------------------------------------
 
@@ -435,8 +437,10 @@ class Nexus(BaseMemory):
             follow: once caught up, wait for new commits instead of ending.
             caller: whose Space to follow, under ``tenancy="per_caller"``.
             poll_interval: with ``follow``, the longest wait between two
-                reads when no commit signal arrives (writes through ``python
-                -m anda serve`` signal at once).
+                reads when no commit signal arrives: a commit through this
+                ``Nexus`` object (or ``python -m anda serve`` over it) wakes
+                its followers at once; one by another process is found by
+                the next read.
 
         >>> import anda
         >>> with anda.Nexus() as nexus:
@@ -447,6 +451,13 @@ class Nexus(BaseMemory):
         return ChangeFeed(
             self, since, limit=limit, follow=follow, caller=caller, poll_interval=poll_interval
         )
+
+
+def _signalled(nexus: Nexus, response: dict[str, Any]) -> dict[str, Any]:
+    """``response``, after waking ``nexus``'s followers if it committed."""
+    if committed(response):
+        notify_commit(nexus)
+    return response
 
 
 def _bucket(
