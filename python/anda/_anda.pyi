@@ -61,6 +61,7 @@ def is_bucket_url(location: str) -> bool: ...
 def combine_writes(
     writes: list[tuple[str, Mapping[str, Any] | None]],
 ) -> tuple[str, dict[str, Any]]: ...
+
 # What an anda.Client sends: (method, request envelope), or (None, the failed
 # response the call earns without being sent).
 _Prepared: TypeAlias = tuple[str | None, Any]

@@ -313,4 +313,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     from anda.cli.mcp import main as serve_stdio
 
     return serve_stdio(argv)
-
