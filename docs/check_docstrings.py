@@ -30,11 +30,21 @@ PUBLIC_MODULES = (
     "anda",
     "anda.bulk",
     "anda.errors",
+    "anda.integrations",
+    "anda.integrations.agent_framework",
+    "anda.integrations.google_adk",
+    "anda.integrations.langchain",
+    "anda.integrations.langgraph",
+    "anda.integrations.llamaindex",
+    "anda.integrations.openai_agents",
+    "anda.integrations.pydantic_ai",
     "anda.mcp",
     "anda.server",
+    "anda.telemetry",
     "anda.testing",
     "anda.testing.strategies",
     "anda.tools",
+    "anda.view",
 )
 # Inherited from Exception, never anda's to document.
 _EXCEPTION_MEMBERS = {"args", "with_traceback", "add_note"}

@@ -105,6 +105,7 @@ class AndaStore(_BaseStore):  # type: ignore[misc]
     """
 
     supports_ttl = False
+    """TTL is not supported: items live until deleted."""
 
     def __init__(
         self,
@@ -124,8 +125,11 @@ class AndaStore(_BaseStore):  # type: ignore[misc]
                 f"caller_label must be a label's position (an int >= 0), not {caller_label!r}"
             )
         self.memory = memory
+        """The memory the items live in."""
         self.caller = caller
+        """The caller every operation runs as, if one was given."""
         self.caller_label = caller_label
+        """Which namespace label names each operation's caller, if any."""
         # The callers whose Space already has the item type.
         self._defined: set[str | None] = set()
 

@@ -54,7 +54,10 @@ class Card:
 
     def __init__(self, data: dict[str, Any], history: list[dict[str, Any]] | None) -> None:
         self.data = data
+        """The concept's card as the inspector reads it: its type, key, fields,
+        attributes and propositions with their assertions."""
         self.history = history
+        """Its commits, oldest first (``HISTORY``), or ``None`` when not read."""
 
     def _repr_html_(self) -> str:
         return _html.inline(_html.card_html(self.data, self.history))
@@ -73,6 +76,7 @@ class Hits:
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.data = data
+        """The search as the inspector reads it: the query and its ``hits``."""
 
     def _repr_html_(self) -> str:
         return _html.inline(_html.search_html(self.data))
@@ -86,7 +90,9 @@ class Overview:
 
     def __init__(self, primer: dict[str, Any], changes: list[dict[str, Any]]) -> None:
         self.primer = primer
+        """The memory's primer (``DESCRIBE PRIMER``)."""
         self.changes = changes
+        """The latest Change Envelopes (``CHANGES``), oldest first."""
 
     def _repr_html_(self) -> str:
         recent = "<h3>Recent changes</h3>" + _html.changes_html(self.changes)
@@ -102,6 +108,7 @@ class Shown:
 
     def __init__(self, response: Mapping[str, Any]) -> None:
         self.response = response
+        """The KIP response shown."""
 
     def _repr_html_(self) -> str:
         return _html.inline(_html.response_html(self.response))
