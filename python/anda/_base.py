@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 from anda import _observer
-from anda._calls import ToolResult, check_bool, check_caller, check_tool_call, normalise
+from anda._calls import Response, ToolResult, check_bool, check_caller, check_tool_call, normalise
 from anda._capsules import Capsule, capsule_text, export_command
 from anda.bulk import BulkResult, Operation, Write, write_chunks
 from anda.errors import AndaError, error_from_response
@@ -527,11 +527,11 @@ class BaseMemory(abc.ABC):
         return _first_result(await self.execute_kip_async(*_verify(capsule), caller=caller))
 
 
-def _succeeded(response: dict[str, Any]) -> dict[str, Any]:
+def _succeeded(response: dict[str, Any]) -> Response:
     """``response``, if it succeeded; the :class:`anda.KipError` it carries otherwise."""
     if response.get("status") != "succeeded":
         raise error_from_response(response)
-    return response
+    return Response(response)
 
 
 def _first_result(response: dict[str, Any]) -> dict[str, Any]:

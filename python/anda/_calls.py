@@ -207,6 +207,27 @@ def invalid_envelope(message: str) -> dict[str, Any]:
 # -- a tool call's result -------------------------------------------------------------
 
 
+class Response(dict[str, Any]):
+    """A KIP response envelope: a plain ``dict`` (JSON as the engine sent it)
+    that also draws itself in a notebook, each operation's result with the
+    concepts in it (``anda.view`` renders it; nothing is imported before).
+
+    >>> import anda
+    >>> response = anda.Nexus().execute_kip("DESCRIBE PRIMER")
+    >>> isinstance(response, dict), response["status"]
+    (True, 'succeeded')
+    >>> "status <b>succeeded</b>" in response._repr_html_()
+    True
+    """
+
+    __slots__ = ()
+
+    def _repr_html_(self) -> str:
+        from anda.view import show
+
+        return show(self)._repr_html_()
+
+
 @dataclass(frozen=True)
 class ToolResult:
     """The outcome of one tool call, ready to hand back to the model.
