@@ -21,12 +21,9 @@ from __future__ import annotations
 import atexit
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 from anda import _anda
-
-if TYPE_CHECKING:
-    import logging
 
 __all__ = ["ENGINE_LOGGER", "emit", "follow_levels"]
 
@@ -62,7 +59,7 @@ def follow_levels() -> None:
     _anda._keep_engine_logs(level)
 
 
-def _logging() -> logging.Manager:
+def _logging() -> Any:  # logging.Manager; logging is imported only when used
     """:mod:`logging`'s manager, with the ``anda`` logger made quiet (a
     :class:`logging.NullHandler`) the first time."""
     import logging
@@ -73,7 +70,7 @@ def _logging() -> logging.Manager:
     return logging.Logger.manager
 
 
-def _least_severe(manager: logging.Manager) -> int:
+def _least_severe(manager: Any) -> int:
     import logging
 
     level = logging.getLogger(ENGINE_LOGGER).getEffectiveLevel()
