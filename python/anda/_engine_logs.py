@@ -78,7 +78,8 @@ def _least_severe(manager: Any) -> int:
         if name.startswith(ENGINE_LOGGER + ".") and isinstance(logger, logging.Logger):
             level = min(level, logger.getEffectiveLevel())
     # logging.disable(n) silences n and below everywhere.
-    return max(level, manager.disable + 1)
+    disabled: int = manager.disable
+    return max(level, disabled + 1)
 
 
 #: One record as the native side hands it over.
