@@ -31,12 +31,12 @@ from anda.cli.common import (
 
 # anda.server, not its dependencies first: if one is missing, the ImportError names the extra.
 from anda.server import DEFAULT_MAX_BODY, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT, create_app
-from anda.server._app import is_loopback
 from anda.server._audit import (
     DEFAULT_MAX_LOGGED_REQUEST_BYTES,
     DEFAULT_RETENTION_DAYS,
     check_retention,
 )
+from anda.server._guard import is_loopback
 
 __all__ = ["main"]
 
