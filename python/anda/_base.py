@@ -487,6 +487,9 @@ class BaseMemory(abc.ABC):
         >>> import anda, asyncio
         >>> async def main():
         ...     with anda.Nexus() as nexus:
+        ...         await nexus.execute_kip_async(
+        ...             'UPSERT CONCEPT ?p { MATCH { type: "Person", key: "ada" } }'
+        ...         )
         ...         return await nexus.export_capsule_async()
         >>> asyncio.run(main())["format"]
         'KIP-Cognitive-Capsule'
@@ -507,6 +510,7 @@ class BaseMemory(abc.ABC):
 
         >>> import anda
         >>> with anda.Nexus() as nexus:
+        ...     _ = nexus.execute_kip('UPSERT CONCEPT ?p { MATCH { type: "Person", key: "ada" } }')
         ...     nexus.verify_capsule(nexus.export_capsule())["valid"]
         True
         """
@@ -520,6 +524,7 @@ class BaseMemory(abc.ABC):
         >>> import anda, asyncio
         >>> async def main():
         ...     with anda.Nexus() as nexus:
+        ...         nexus.execute_kip('UPSERT CONCEPT ?p { MATCH { type: "Person", key: "ada" } }')
         ...         return await nexus.verify_capsule_async(nexus.export_capsule())
         >>> asyncio.run(main())["valid"]
         True

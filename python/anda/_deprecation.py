@@ -39,8 +39,8 @@ def renamed_parameter(old: str, new: str) -> Callable[[Callable[_P, _R]], Callab
     ...     warnings.simplefilter("always")
     ...     describe(nexus="a store")
     'a store'
-    >>> str(caught[0].message)
-    "describe(nexus=...) is deprecated: pass memory=... (any memory, a Nexus or a Client)"
+    >>> print(caught[0].message)
+    describe(nexus=...) is deprecated: pass memory=... (any memory, a Nexus or a Client)
     """
 
     def decorate(function: Callable[_P, _R]) -> Callable[_P, _R]:

@@ -162,7 +162,8 @@ def create_view_app(
 
     >>> import anda
     >>> from starlette.testclient import TestClient
-    >>> with anda.Nexus() as memory, TestClient(create_view_app(memory)) as http:
+    >>> app = create_view_app(anda.Nexus())
+    >>> with TestClient(app, base_url="http://127.0.0.1") as http:
     ...     page = http.get("/view/")
     ...     elsewhere = http.get("/view/", headers={"Origin": "https://example.org"})
     >>> page.status_code, elsewhere.status_code
