@@ -10,14 +10,16 @@
 //! arrive meanwhile share the next one (group commit).
 //!
 //! Files reach the directory only at a checkpoint, after the journal holding
-//! them is durable: when the journal passes [`CHECKPOINT_BYTES`], every
-//! [`CHECKPOINT_INTERVAL`] while it holds anything, and at close. An object
+//! them is durable: when the journal passes [`checkpoint::CHECKPOINT_BYTES`],
+//! every [`checkpoint::CHECKPOINT_INTERVAL`] while it holds anything, and at
+//! close (`checkpoint.rs`). An object
 //! written and then replaced or deleted in between never reaches it. The
 //! checkpoint writes each object's latest state, syncs them, then removes
 //! the journal. A process that stops before that leaves the journal behind,
 //! and the next open replays it into the directory before AndaDB reads
 //! anything: the durable state is always a prefix of the operations, which is
 //! what AndaDB's own recovery expects of a store that stopped mid-commit.
+mod checkpoint;
 mod disk;
 mod format;
 mod store;
@@ -39,7 +41,6 @@ use std::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::Duration,
 };
 pub(crate) use store::JournalStore;
 
@@ -48,10 +49,6 @@ pub const FILE_NAME: &str = "anda.journal";
 /// The journal a running checkpoint is putting into the directory, set aside
 /// so that new batches go on into a fresh [`FILE_NAME`] meanwhile.
 pub const SET_ASIDE_NAME: &str = "anda.journal.0";
-/// A journal past this size is checkpointed at the next acknowledgement.
-const CHECKPOINT_BYTES: u64 = 64 << 20;
-/// How often a journal holding anything is checkpointed in the background.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// An object's state in memory, until a checkpoint puts it in the directory.
 #[derive(Clone, Debug)]
@@ -349,30 +346,10 @@ impl Journal {
             (batch, state.taken)
         };
         self.append(&mut writer, batch, taken)?;
-        if writer.len >= CHECKPOINT_BYTES {
+        if writer.len >= checkpoint::CHECKPOINT_BYTES {
             self.start_checkpoint();
         }
         Ok(())
-    }
-
-    /// Starts a checkpoint in the background, unless one is started already.
-    /// The calls go on meanwhile; one that fails is retried, and reported by
-    /// flush and close, which run one of their own.
-    fn start_checkpoint(&self) {
-        let Some(journal) = self.me.upgrade() else {
-            return;
-        };
-        if self.checkpoint_started.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.checkpoint_started.store(false, Ordering::Release);
-            return;
-        };
-        runtime.spawn(async move {
-            let _ = journal.checkpoint().await;
-            journal.checkpoint_started.store(false, Ordering::Release);
-        });
     }
 
     /// Appends a batch holding the operations up to `taken` and syncs it.
@@ -422,113 +399,6 @@ impl Journal {
         Ok(())
     }
 
-    /// Puts every object the journal holds into the directory, syncs them
-    /// and removes the journal. The journal is set aside first, so calls go
-    /// on into a new one while the objects are written.
-    pub(crate) async fn checkpoint(&self) -> Result<(), StoreError> {
-        let _only = self.checkpointing.lock().await;
-        let mut writer = self.writer.lock().await;
-        let objects = self.snapshot(&mut writer)?;
-        let set_aside_left = self.root.join(SET_ASIDE_NAME).exists();
-        if writer.len == 0 && objects.is_empty() && !set_aside_left {
-            return Ok(());
-        }
-        if set_aside_left || writer.len == 0 {
-            // A checkpoint that failed left its journal set aside: both files
-            // hold operations of these objects, so both go when they are in.
-            self.write_out(objects.clone(), &[SET_ASIDE_NAME, FILE_NAME])?;
-            writer.file = None;
-            writer.len = 0;
-        } else {
-            self.disk
-                .rename_top(FILE_NAME, SET_ASIDE_NAME)
-                .map_err(|err| self.checkpoint_failed(err.to_string()))?;
-            writer.file = None;
-            writer.len = 0;
-            drop(writer);
-            let journal = self
-                .me
-                .upgrade()
-                .expect("a checkpoint runs on a live journal");
-            let objects = objects.clone();
-            tokio::task::spawn_blocking(move || journal.write_out(objects, &[SET_ASIDE_NAME]))
-                .await
-                .map_err(|err| self.checkpoint_failed(err.to_string()))??;
-        }
-        let mut state = self.lock();
-        for (path, operation, _) in objects.iter() {
-            if state
-                .overlay
-                .get(path)
-                .is_some_and(|entry| entry.operation == *operation)
-            {
-                state.overlay.remove(path);
-            }
-        }
-        Ok(())
-    }
-
-    /// Every object the journal holds, once every operation on them is in
-    /// the synced journal: the batch and the objects are taken together.
-    fn snapshot(&self, writer: &mut Writer) -> Result<Snapshot, StoreError> {
-        let (batch, taken, objects) = {
-            let mut state = self.lock();
-            if let Some(why) = &state.failed {
-                return Err(StoreError::OutcomeUnknown(why.clone()));
-            }
-            let objects: Vec<(Path, u64, Option<Stored>)> = state
-                .overlay
-                .iter()
-                .map(|(path, entry)| (path.clone(), entry.operation, entry.value.clone()))
-                .collect();
-            let batch = std::mem::take(&mut state.batch);
-            (batch, state.taken, objects)
-        };
-        self.append(writer, batch, taken)?;
-        Ok(Arc::new(objects))
-    }
-
-    fn checkpoint_failed(&self, err: String) -> StoreError {
-        StoreError::Engine(format!(
-            "cannot checkpoint the journal into {}: {err}; nothing acknowledged is lost, \
-             the journal keeps it until a checkpoint succeeds",
-            self.root.display()
-        ))
-    }
-
-    /// Writes `objects` into the directory, syncs them, then removes the
-    /// `journals` that held their operations.
-    fn write_out(&self, objects: Snapshot, journals: &[&str]) -> Result<(), StoreError> {
-        // Puts before deletes: a generation replaced since the last
-        // checkpoint is removed after its successor is in the same directory,
-        // which then never empties only to be made again.
-        let (puts, deletes): (Vec<_>, Vec<_>) =
-            objects.iter().partition(|(_, _, value)| value.is_some());
-        for (path, _, value) in puts.into_iter().chain(deletes) {
-            match value {
-                Some(stored) => self.disk.put(path.as_ref(), &stored.data).map(|()| {
-                    self.sums.record(path.as_ref(), &stored.data);
-                }),
-                None => self.disk.delete(path.as_ref()).map(|()| {
-                    self.sums.forget(path.as_ref());
-                }),
-            }
-            .map_err(|err| self.checkpoint_failed(format!("{path}: {err}")))?;
-        }
-        self.sums
-            .save(|name, bytes| self.disk.put(name, bytes))
-            .map_err(|err| self.checkpoint_failed(format!("{}: {err}", sums::FILE_NAME)))?;
-        self.disk
-            .sync_all()
-            .map_err(|err| self.checkpoint_failed(err.to_string()))?;
-        for name in journals {
-            self.disk
-                .remove(name)
-                .map_err(|err| self.checkpoint_failed(err.to_string()))?;
-        }
-        Ok(())
-    }
-
     /// Syncs and checkpoints for the last time: the directory is left in
     /// AndaDB's own layout, with no journal.
     pub(crate) async fn close(&self) -> Result<(), StoreError> {
@@ -542,32 +412,5 @@ impl Journal {
     /// operations since the last sync are dropped.
     pub(crate) fn abandon(&self) {
         self.finished.store(true, Ordering::Release);
-    }
-
-    fn checkpoint_in_background(self: &Arc<Self>) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let journal = Arc::downgrade(self);
-        runtime.spawn(async move {
-            loop {
-                tokio::time::sleep(CHECKPOINT_INTERVAL).await;
-                let Some(journal) = journal.upgrade() else {
-                    return;
-                };
-                if journal.finished.load(Ordering::Acquire) {
-                    return;
-                }
-                if journal.holds_anything() {
-                    // A failure is retried, and reported by flush and close.
-                    let _ = journal.checkpoint().await;
-                }
-            }
-        });
-    }
-
-    fn holds_anything(&self) -> bool {
-        let state = self.lock();
-        !state.overlay.is_empty() || !state.batch.is_empty()
     }
 }
