@@ -17,9 +17,9 @@ __all__ = [
     "MAX_CHUNK_TEXT",
     "MAX_JSON_DEPTH",
     "MAX_SAFE_INTEGER",
-    "NativeCopyDestination",
     "NativeInbox",
     "NativeNexus",
+    "NativeStoreCopy",
     "NativeTask",
     "__version__",
     "_fault_crash_after",
@@ -108,18 +108,21 @@ class NativeInbox:
 _Reply: TypeAlias = tuple[NativeInbox, int] | Callable[[Any, BaseException | None], None]
 
 @final
-class NativeCopyDestination:
+class NativeStoreCopy:
     def __new__(
         cls,
+        source: NativeNexus,
         path: str | os.PathLike[str] | None,
         url: str | None,
         storage_options: list[tuple[str, str]],
         name: str,
         lease_ttl: float,
         overwrite: bool,
-    ) -> NativeCopyDestination: ...
-    def copy_from(self, source: NativeNexus, keys: list[str]) -> int: ...
-    def release(self) -> None: ...
+        described: str,
+    ) -> NativeStoreCopy: ...
+    def step(self, source: NativeNexus) -> tuple[int, int] | None: ...
+    def finish(self) -> tuple[int, int]: ...
+    def abandon(self) -> None: ...
 
 @final
 class NativeNexus:
@@ -190,6 +193,5 @@ class NativeNexus:
         caller: str | None,
         reply: _Reply,
     ) -> NativeTask: ...
-    def _stored_objects(self) -> list[tuple[str, int]]: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...

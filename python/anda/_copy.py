@@ -1,5 +1,6 @@
 """Copying a whole store between locations, object by object, and proving
-the copy equal."""
+the copy equal: the procedure is ``anda_embedded``'s ``StoreCopy``; this
+converts arguments, reports progress and cleans up after an interruption."""
 
 from __future__ import annotations
 
@@ -11,13 +12,8 @@ from typing import Any
 
 from anda import _anda
 from anda._nexus import Nexus, _bucket
-from anda._snapshot import dump_store
-from anda.errors import StoreError
 
 __all__ = ["CopyResult", "copy_store"]
-
-# Objects copied per native call: progress between calls, and Ctrl-C.
-_BATCH_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -44,9 +40,9 @@ def copy_store(
     source_storage_options: Mapping[str, Any] | None = None,
     destination_storage_options: Mapping[str, Any] | None = None,
 ) -> CopyResult:
-    """Copies the whole store at ``source`` to ``destination``, then opens
-    the copy and checks that it holds exactly what the source holds
-    (:func:`anda.testing.dump_store`, ids and keys included).
+    """Copies the whole store at ``source`` to ``destination``, then checks
+    that the copy holds exactly what the source holds (every object read back
+    byte for byte, ids and keys included) and opens it read-only.
 
     Either location is a directory or a bucket URL (``s3://``, ``gs://``,
     ``az://``), so this also backs a directory store up to a bucket, or
@@ -92,42 +88,30 @@ def copy_store(
         raise ValueError("source and destination are the same store")
     url, options = _bucket(destination, destination_storage_options)
     path = None if url is not None else destination
-
-    def held(overwrite: bool) -> _anda.NativeCopyDestination:
-        return _anda.NativeCopyDestination(
-            path, url, options, name, _anda.DEFAULT_LEASE_TTL, overwrite
-        )
-
-    copied = total = 0
     with Nexus(source, name=name, readonly=True, storage_options=source_storage_options) as nexus:
-        expected = dump_store(nexus)
-        objects = nexus._native._stored_objects()
-        total = sum(size for _, size in objects)
-        target = held(overwrite)
-        try:
-            for batch in _batches(objects):
-                copied += target.copy_from(nexus._native, batch)
-                if progress is not None:
-                    progress(copied, total)
-        except BaseException:
-            target.release()
-            _discard(held)
-            raise
-        target.release()
-    try:
-        with Nexus(
-            destination, name=name, readonly=True, storage_options=destination_storage_options
-        ) as copy:
-            found = dump_store(copy)
-    except BaseException:
-        _discard(held)
-        raise
-    if found != expected:
-        _discard(held)
-        raise StoreError(
-            f"the copy at {destination!r} did not read back equal to the source; removed it"
+        copy = _anda.NativeStoreCopy(
+            nexus._native,
+            path,
+            url,
+            options,
+            name,
+            _anda.DEFAULT_LEASE_TTL,
+            overwrite,
+            destination,
         )
-    return CopyResult(files=len(objects), bytes=copied)
+        try:
+            while (done := copy.step(nexus._native)) is not None:
+                if progress is not None:
+                    progress(*done)
+        except BaseException:
+            copy.abandon()
+            raise
+    try:
+        files, copied = copy.finish()
+    except BaseException:
+        copy.abandon()  # a no-op unless finishing was interrupted
+        raise
+    return CopyResult(files=files, bytes=copied)
 
 
 def _location(location: object, role: str) -> str:
@@ -146,20 +130,3 @@ def _same(a: str, b: str) -> bool:
     if _anda.is_bucket_url(a) or _anda.is_bucket_url(b):
         return a.rstrip("/") == b.rstrip("/")
     return Path(a).resolve() == Path(b).resolve()
-
-
-def _batches(objects: list[tuple[str, int]]) -> list[list[str]]:
-    batches: list[list[str]] = []
-    size = _BATCH_BYTES
-    for key, length in objects:
-        if size >= _BATCH_BYTES:
-            batches.append([])
-            size = 0
-        batches[-1].append(key)
-        size += length
-    return batches
-
-
-def _discard(held: Callable[[bool], _anda.NativeCopyDestination]) -> None:
-    """Deletes a failed copy: taking the destination with ``overwrite`` clears it."""
-    held(True).release()

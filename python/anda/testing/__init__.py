@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from anda import _anda
 from anda._nexus import Nexus
-from anda._snapshot import CONCEPT_STATES, dump_store
+from anda.testing._snapshot import CONCEPT_STATES, dump_store
 
 __all__ = ["CONCEPT_STATES", "FaultInjector", "dump_store", "open_with_faults"]
 

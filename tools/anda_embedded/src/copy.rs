@@ -130,6 +130,25 @@ impl CopyDestination {
         Ok(())
     }
 
+    /// Every object of the database `name` here, by key.
+    pub async fn listing(&self, name: &str) -> Result<Vec<StoredObject>, StoreError> {
+        objects_of(&self.storage.objects, name, &self.place).await
+    }
+
+    /// One object's bytes, as written here.
+    pub async fn read(&self, key: &str) -> Result<Bytes, StoreError> {
+        let read = async {
+            self.storage
+                .objects
+                .get(&Path::from(key))
+                .await?
+                .bytes()
+                .await
+        };
+        read.await
+            .map_err(|err| StoreError::Engine(format!("{}: cannot read {key}: {err}", self.place)))
+    }
+
     /// Writes one object; an object already there is an error, never overwritten.
     pub async fn write(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
         self.storage

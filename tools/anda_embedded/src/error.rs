@@ -104,7 +104,7 @@ pub(crate) fn engine_error(context: &str) -> impl FnOnce(String) -> StoreError +
 
 /// Text quoted as Python's `repr` quotes a `str`, so a message names a path
 /// exactly as the Python caller wrote it.
-fn python_repr(text: &str) -> String {
+pub(crate) fn python_repr(text: &str) -> String {
     let quote = if text.contains('\'') && !text.contains('"') {
         '"'
     } else {

@@ -10,8 +10,8 @@
 //! This file only declares the modules and what the crate exports: `nexus`
 //! (the open store and its calls), `storage` (where a store lives and taking
 //! hold of it), `error` (why a store cannot be used), and one module per
-//! store behaviour (`bulk`, `copy`, `verify`, `schema`, `journal`, `lease`,
-//! ...).
+//! store behaviour (`bulk`, `copy` and `store_copy`, `verify`,
+//! `schema`, `journal`, `lease`, ...).
 
 mod bucket;
 mod bulk;
@@ -27,6 +27,7 @@ mod lock;
 mod nexus;
 mod schema;
 mod storage;
+mod store_copy;
 mod tools;
 mod verify;
 
@@ -46,6 +47,7 @@ pub use journal::{FILE_NAME as JOURNAL_FILE_NAME, unreplayed_bytes};
 pub use nexus::{EmbeddedNexus, OpenOptions};
 pub use storage::Location;
 pub(crate) use storage::Storage;
+pub use store_copy::{COPY_BATCH_BYTES, CopyResult, StoreCopy};
 pub use tools::{ToolName, agent_texts, invalid_arguments, tool_args, tool_definition};
 pub use verify::{Problem, Report as VerifyReport};
 

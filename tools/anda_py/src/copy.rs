@@ -1,33 +1,35 @@
-//! The destination of `anda.copy_store`: a location held for a copy, filled
-//! object by object from an open store.
+//! `anda.copy_store`'s native half: [`anda_embedded::StoreCopy`], stepped
+//! from Python so progress is reported and Ctrl-C lands between batches.
 use crate::{errors, nexus::NativeNexus, runtime};
-use anda_embedded::{CopyDestination, OpenOptions};
+use anda_embedded::{OpenOptions, StoreCopy};
 use pyo3::prelude::*;
 use std::{path::PathBuf, sync::Arc};
 use tokio::sync::Mutex;
 
 #[pyclass(frozen, module = "anda._anda")]
-pub struct NativeCopyDestination {
-    /// `None` once released.
-    held: Arc<Mutex<Option<CopyDestination>>>,
+pub struct NativeStoreCopy {
+    copy: Arc<Mutex<StoreCopy>>,
 }
 
-const RELEASED: &str = "this copy destination was released";
-
 #[pymethods]
-impl NativeCopyDestination {
-    /// Takes the location (its lock or lease) for a copy of the database
-    /// `name`; one already there is refused, or with `overwrite` deleted.
+impl NativeStoreCopy {
+    /// Lists what `source` holds and takes the destination (its lock or
+    /// lease) for a copy of the database `name`; one already there is
+    /// refused, or with `overwrite` deleted. `described` names the
+    /// destination in messages.
     #[new]
-    #[pyo3(signature = (path, url, storage_options, name, lease_ttl, overwrite))]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (source, path, url, storage_options, name, lease_ttl, overwrite, described))]
     fn new(
         py: Python<'_>,
+        source: &NativeNexus,
         path: Option<PathBuf>,
         url: Option<String>,
         storage_options: Vec<(String, String)>,
         name: String,
         lease_ttl: f64,
         overwrite: bool,
+        described: String,
     ) -> PyResult<Self> {
         let location = crate::args::location(path, url, storage_options);
         let options = OpenOptions {
@@ -35,48 +37,41 @@ impl NativeCopyDestination {
             lease_ttl: crate::args::lease_duration(lease_ttl)?,
             ..OpenOptions::default()
         };
-        let held = runtime::block_on(py, async move {
-            CopyDestination::acquire(&location, &options, overwrite).await
-        })?
-        .map_err(errors::from_store_error)?;
+        let copy = source.with_store(py, move |nexus| async move {
+            StoreCopy::begin(&nexus, location, options, overwrite, described)
+                .await
+                .map_err(errors::from_store_error)
+        })?;
         Ok(Self {
-            held: Arc::new(Mutex::new(Some(held))),
+            copy: Arc::new(Mutex::new(copy)),
         })
     }
 
-    /// Copies the objects `keys` of `source` here; returns the bytes copied.
-    fn copy_from(&self, py: Python<'_>, source: &NativeNexus, keys: Vec<String>) -> PyResult<u64> {
-        let held = self.held.clone();
+    /// Copies the next batch from `source`; returns `(copied, total)` bytes,
+    /// or `None` when everything is copied.
+    fn step(&self, py: Python<'_>, source: &NativeNexus) -> PyResult<Option<(u64, u64)>> {
+        let copy = self.copy.clone();
         source.with_store(py, move |nexus| async move {
-            let guard = held.lock().await;
-            let destination = guard
-                .as_ref()
-                .ok_or_else(|| errors::store_error(RELEASED))?;
-            let mut copied = 0;
-            for key in keys {
-                let bytes = nexus
-                    .read_object(&key)
-                    .await
-                    .map_err(errors::from_store_error)?;
-                copied += bytes.len() as u64;
-                destination
-                    .write(&key, bytes)
-                    .await
-                    .map_err(errors::from_store_error)?;
-            }
-            Ok(copied)
+            let mut copy = copy.lock().await;
+            let more = copy.step(&nexus).await.map_err(errors::from_store_error)?;
+            Ok(more.then(|| (copy.copied(), copy.total())))
         })
     }
 
-    /// Lets the location go. Idempotent.
-    fn release(&self, py: Python<'_>) -> PyResult<()> {
-        let held = self.held.clone();
-        runtime::block_on(py, async move {
-            match held.lock().await.take() {
-                Some(destination) => destination.release().await,
-                None => Ok(()),
-            }
-        })?
-        .map_err(errors::from_store_error)
+    /// Proves the copy equal, lets the destination go and opens the copy;
+    /// returns `(files, bytes)`. A failed copy is deleted.
+    fn finish(&self, py: Python<'_>) -> PyResult<(u64, u64)> {
+        let copy = self.copy.clone();
+        let result = runtime::block_on(py, async move { copy.lock().await.finish().await })?
+            .map_err(errors::from_store_error)?;
+        Ok((result.files, result.bytes))
+    }
+
+    /// Lets the destination go and deletes the copy. Idempotent; a no-op
+    /// after `finish` succeeded.
+    fn abandon(&self, py: Python<'_>) -> PyResult<()> {
+        let copy = self.copy.clone();
+        runtime::block_on(py, async move { copy.lock().await.abandon().await })?
+            .map_err(errors::from_store_error)
     }
 }

@@ -6,7 +6,7 @@
 //! the store's terms), `convert` (Python ⇄ JSON), `requests` (what an
 //! `anda.Client` sends, checked as `nexus` checks it), `bulk` (joining
 //! writes into one transaction), `tools` (the engine's tools as a model sees
-//! them), `errors` (typed exceptions), `copy` (a copy's destination),
+//! them), `errors` (typed exceptions), `copy` (copying a whole store),
 //! `runtime` (the process-wide tokio runtime), `inbox` (how async calls'
 //! results reach their event loop), `logging` (the engine's log records,
 //! handed to Python's `logging`), `faults` (the fault-injection hooks of
@@ -37,7 +37,7 @@ mod _anda {
     #[pymodule_export]
     use super::bulk::combine_writes;
     #[pymodule_export]
-    use super::copy::NativeCopyDestination;
+    use super::copy::NativeStoreCopy;
     #[pymodule_export]
     use super::faults::{_fault_crash_after, _fault_events, _fault_reset, _fault_rule};
     #[cfg(feature = "bench")]

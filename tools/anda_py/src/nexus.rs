@@ -266,17 +266,6 @@ impl NativeNexus {
         convert::to_python(py, &response)
     }
 
-    /// `(key, size)` of every object of the store's database, by key.
-    fn _stored_objects(&self, py: Python<'_>) -> PyResult<Vec<(String, u64)>> {
-        let objects = self.with_store(py, |nexus| async move {
-            nexus
-                .stored_objects()
-                .await
-                .map_err(errors::from_store_error)
-        })?;
-        Ok(objects.into_iter().map(|o| (o.key, o.size)).collect())
-    }
-
     /// Writes everything pending to storage.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         self.with_store(py, |nexus| async move {

@@ -1,7 +1,7 @@
 """A canonical snapshot of what a store holds: :func:`anda.testing.dump_store`.
 
-Shipped (not only for tests): :func:`anda.copy_store` proves a copy equal
-with it.
+For tests only: :func:`anda.copy_store` proves a copy equal natively, object
+by object.
 """
 
 from __future__ import annotations
