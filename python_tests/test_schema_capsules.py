@@ -311,6 +311,45 @@ def test_a_read_only_store_previews_but_never_imports(tmp_path: Path) -> None:
         assert dump_store(nexus) == before
 
 
+@pytest.mark.parametrize(
+    ("what", "write"),
+    [
+        ("install a schema package", lambda nexus, capsule: nexus.install_schema_package(SUPPORT)),
+        ("import a capsule", lambda nexus, capsule: nexus.import_capsule(capsule)),
+    ],
+)
+def test_a_read_only_refusal_is_exactly_the_error_it_always_was(
+    tmp_path: Path, what: str, write: Any
+) -> None:
+    # The store refuses these writes natively; what a user catches is unchanged:
+    # anda's own ReadonlyViolation, its message naming the write, and no hint.
+    with anda.Nexus() as source:
+        _people(source, "ada")
+        capsule = source.export_capsule()
+    with anda.Nexus(tmp_path):
+        pass
+    message = f"this Nexus is read-only: cannot {what}"
+    nexus = anda.Nexus(tmp_path, readonly=True)
+    for _ in ("open", "closed"):
+        with pytest.raises(anda.KipProtocolError) as refused:
+            write(nexus, capsule)
+        err = refused.value
+        assert (err.code, err.category, err.message, err.hint, err.retry, err.details) == (
+            "ReadonlyViolation",
+            "protocol",
+            message,
+            None,
+            None,
+            None,
+        )
+        assert str(err) == f"ReadonlyViolation: {message}"
+        assert err.response == {
+            "status": "failed",
+            "error": {"code": "ReadonlyViolation", "category": "protocol", "message": message},
+        }
+        nexus.close()
+
+
 def _without_keys(dump: dict[str, Any]) -> dict[str, Any]:
     """A dump with what a Capsule does not carry left out: keys (Space-local
     by the engine's design), the commit sequence and the element counts."""

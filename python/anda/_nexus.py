@@ -323,7 +323,6 @@ class Nexus(BaseMemory):
         """
         source = package_source(package)
         check_bool("activate", activate)
-        self._refuse_if_readonly("install a schema package")
         return _result(self._native.install_schema_packages([source], activate))
 
     def import_capsule(self, capsule: Capsule, *, dry_run: bool = False) -> dict[str, Any]:
@@ -371,21 +370,7 @@ class Nexus(BaseMemory):
             )
             preview: dict[str, Any] = response["results"][0]["result"]
             return preview
-        self._refuse_if_readonly("import a capsule")
         return _result(self._native.import_capsule(text, False))
-
-    def _refuse_if_readonly(self, what: str) -> None:
-        if self._native.readonly:
-            raise error_from_response(
-                {
-                    "status": "failed",
-                    "error": {
-                        "code": "ReadonlyViolation",
-                        "category": "protocol",
-                        "message": f"this Nexus is read-only: cannot {what}",
-                    },
-                }
-            )
 
     def flush(self) -> None:
         """Writes everything pending to storage without closing.

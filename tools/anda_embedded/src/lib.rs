@@ -10,7 +10,7 @@
 //! This file only declares the modules and what the crate exports: `nexus`
 //! (the open store and its calls), `storage` (where a store lives and taking
 //! hold of it), `error` (why a store cannot be used), and one module per
-//! store behaviour (`bulk`, `copy` and `store_copy`, `verify`,
+//! store behaviour (`bulk`, `copy` and `store_copy`, `readonly`, `verify`,
 //! `schema`, `journal`, `lease`, ...).
 
 mod bucket;
@@ -25,6 +25,7 @@ mod layout;
 mod lease;
 mod lock;
 mod nexus;
+mod readonly;
 mod schema;
 mod storage;
 mod store_copy;
@@ -45,6 +46,7 @@ pub use copy::{CopyDestination, StoredObject};
 pub use error::{StoreError, describe};
 pub use journal::{FILE_NAME as JOURNAL_FILE_NAME, unreplayed_bytes};
 pub use nexus::{EmbeddedNexus, OpenOptions};
+pub use readonly::{ReadonlyRefusal, StoreWrite, refuse_if_readonly};
 pub use storage::Location;
 pub(crate) use storage::Storage;
 pub use store_copy::{COPY_BATCH_BYTES, CopyResult, StoreCopy};

@@ -10,7 +10,7 @@ use crate::{
     job::{self, CLOSED_MESSAGE, Job, NativeTask, SharedStore, Work},
     runtime,
 };
-use anda_embedded::{EmbeddedNexus, OpenOptions, Tenancy};
+use anda_embedded::{EmbeddedNexus, OpenOptions, StoreWrite, Tenancy, refuse_if_readonly};
 use anda_kip::Response;
 use pyo3::{exceptions::PyValueError, prelude::*, types::PyList};
 use serde_json::Value;
@@ -236,7 +236,7 @@ impl NativeNexus {
 
     /// Installs `(source, artifact)` Schema Packages and, with `activate`,
     /// puts them in force; returns the engine's response shape (a failed
-    /// response when a package is refused).
+    /// response when a package is refused, or the store is read-only).
     #[pyo3(signature = (packages, activate))]
     fn install_schema_packages<'py>(
         &self,
@@ -244,6 +244,9 @@ impl NativeNexus {
         packages: Vec<(String, String)>,
         activate: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
+        if let Err(refused) = refuse_if_readonly(self.readonly, StoreWrite::InstallSchemaPackage) {
+            return convert::to_python(py, &refused.response());
+        }
         let packages = args::package_sources(packages);
         let response = self.on_store(py, move |nexus| async move {
             nexus.install_schema_packages(&packages, activate).await
@@ -252,7 +255,8 @@ impl NativeNexus {
     }
 
     /// Imports a Capsule (JSON text) into the default Space; with
-    /// `dry_run`, only checks it. Returns the engine's response shape.
+    /// `dry_run`, only checks it. Returns the engine's response shape (a
+    /// failed response for a write to a read-only store).
     #[pyo3(signature = (capsule, dry_run))]
     fn import_capsule<'py>(
         &self,
@@ -260,6 +264,12 @@ impl NativeNexus {
         capsule: String,
         dry_run: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
+        // A dry run writes nothing, so a read-only store takes it.
+        if !dry_run
+            && let Err(refused) = refuse_if_readonly(self.readonly, StoreWrite::ImportCapsule)
+        {
+            return convert::to_python(py, &refused.response());
+        }
         let response = self.on_store(py, move |nexus| async move {
             nexus.import_capsule(&capsule, dry_run).await
         })?;
