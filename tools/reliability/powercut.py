@@ -131,7 +131,7 @@ def durable_before(ops: list[dict[str, Any]], cut: int) -> list[bool]:
             synced_files.add(op["path"])
         elif kind == "fsync_dir":
             synced_dirs.add(op["path"])
-        elif kind == "write":
+        elif kind in ("write", "extend"):
             pinned[index] = syncfs or op["path"] in synced_files
         elif kind in ("create", "rename", "unlink", "mkdir", "rmdir"):
             pinned[index] = syncfs or _parent(op["path"]) in synced_dirs
@@ -155,6 +155,10 @@ class Disk:
             for start in range(0, len(data), SECTOR):
                 if sectors is None or start // SECTOR in sectors:
                     file[offset + start : offset + start + SECTOR] = data[start : start + SECTOR]
+        elif kind == "extend" and path in self.files:
+            # A prepared journal: zeros written ahead (never torn: zeros over zeros).
+            file = self.files[path]
+            file.extend(bytes(max(0, op["len"] - len(file))))
         elif kind == "rename" and op["from"] in self.files and _parent(path) in self.dirs:
             self.files[path] = self.files.pop(op["from"])
         elif kind == "unlink":

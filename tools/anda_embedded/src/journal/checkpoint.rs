@@ -1,7 +1,7 @@
 //! Checkpoints: what the journal holds, put into the directory and synced,
 //! then the journal removed; when the journal passes a size bound, on a
 //! timer, at flush and at close.
-use super::{FILE_NAME, Journal, SET_ASIDE_NAME, Snapshot, Stored, Writer, sums};
+use super::{FILE_NAME, Journal, NEXT_NAME, SET_ASIDE_NAME, Snapshot, Stored, Writer, sums};
 use crate::StoreError;
 use object_store::path::Path;
 use std::sync::{Arc, atomic::Ordering};
@@ -11,6 +11,14 @@ use tokio::time::Duration;
 pub(super) const CHECKPOINT_BYTES: u64 = 64 << 20;
 /// How often a journal holding anything is checkpointed in the background.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// A journal that grew past this before its checkpoint gets a prepared
+/// successor; smaller ones (short-lived stores, tests) are not worth one.
+const PREPARED_FROM: u64 = 1 << 20;
+/// The smallest prepared journal.
+pub(super) const PREPARED_MIN: u64 = 16 << 20;
+/// Room past [`CHECKPOINT_BYTES`] for the batch that crosses it.
+const PREPARED_SLACK: u64 = 8 << 20;
 
 impl Journal {
     /// Starts a checkpoint in the background, unless one is started already.
@@ -54,6 +62,7 @@ impl Journal {
             self.disk
                 .rename_top(FILE_NAME, SET_ASIDE_NAME)
                 .map_err(|err| self.checkpoint_failed(err.to_string()))?;
+            let used = writer.len;
             writer.file = None;
             writer.len = 0;
             drop(writer);
@@ -62,9 +71,13 @@ impl Journal {
                 .upgrade()
                 .expect("a checkpoint runs on a live journal");
             let objects = objects.clone();
-            tokio::task::spawn_blocking(move || journal.write_out(objects, &[SET_ASIDE_NAME]))
-                .await
-                .map_err(|err| self.checkpoint_failed(err.to_string()))??;
+            tokio::task::spawn_blocking(move || {
+                journal.write_out(objects, &[SET_ASIDE_NAME])?;
+                journal.prepare_next(used);
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .map_err(|err| self.checkpoint_failed(err.to_string()))??;
         }
         let mut state = self.lock();
         for (path, operation, _) in objects.iter() {
@@ -138,6 +151,33 @@ impl Journal {
                 .map_err(|err| self.checkpoint_failed(err.to_string()))?;
         }
         Ok(())
+    }
+
+    /// Prepares the file the journal after the next checkpoint starts in,
+    /// as long as the one just checkpointed (at least [`PREPARED_MIN`]),
+    /// for a store whose journal grows that far: its appends then reuse
+    /// written blocks. Best effort: without one, a new file is made.
+    fn prepare_next(&self, used: u64) {
+        // A recorded run (the power-cut harness) prepares from its first
+        // checkpoint, and small, so that the disks it builds hold prepared
+        // journals too.
+        let (from, min) = if self.disk.traced() {
+            (1, 64 << 10)
+        } else {
+            (PREPARED_FROM, PREPARED_MIN)
+        };
+        if used < from
+            || self.closing.load(Ordering::Acquire)
+            || self.next_ready.load(Ordering::Acquire)
+        {
+            return;
+        }
+        let len = used.clamp(min, CHECKPOINT_BYTES + PREPARED_SLACK);
+        if self.disk.prepare(NEXT_NAME, len).is_ok() {
+            self.next_ready.store(true, Ordering::Release);
+        } else {
+            let _ = self.disk.remove(NEXT_NAME);
+        }
     }
 
     pub(super) fn checkpoint_in_background(self: &Arc<Self>) {

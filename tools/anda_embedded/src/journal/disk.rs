@@ -40,6 +40,11 @@ impl Disk {
         }
     }
 
+    /// Whether this run's changes are recorded (the power-cut harness).
+    pub(crate) fn traced(&self) -> bool {
+        self.trace.is_some()
+    }
+
     /// Records one change (a JSON object's members) before it is made.
     fn record(&self, members: std::fmt::Arguments<'_>) {
         if let Some(trace) = &self.trace {
@@ -86,6 +91,30 @@ impl Disk {
             }
         }
         Ok(())
+    }
+
+    /// Makes `name` at the top of the directory a file of `len` zeros,
+    /// synced, for a journal to be written into later: writes into it
+    /// then change no file size and allocate no blocks, so a sync flushes
+    /// their data alone.
+    pub(crate) fn prepare(&self, name: &str, len: u64) -> io::Result<()> {
+        self.record(format_args!(r#""op":"create","path":{name:?}"#));
+        let mut file = File::create(self.root.join(name))?;
+        self.record(format_args!(r#""op":"extend","path":{name:?},"len":{len}"#));
+        let zeros = vec![0u8; 1 << 20];
+        let mut left = len;
+        while left > 0 {
+            let chunk = left.min(zeros.len() as u64) as usize;
+            file.write_all(&zeros[..chunk])?;
+            left -= chunk as u64;
+        }
+        self.sync_file(&file, name)?;
+        self.sync_root()
+    }
+
+    /// Opens the prepared file `name` for writing from its start.
+    pub(crate) fn open_prepared(&self, name: &str) -> io::Result<File> {
+        OpenOptions::new().write(true).open(self.root.join(name))
     }
 
     pub(crate) fn sync_file(&self, file: &File, name: &str) -> io::Result<()> {

@@ -133,7 +133,10 @@ pub(crate) struct Journal {
     pub operations: Vec<Operation>,
     /// The last sound batch's sequence number.
     pub last_sequence: Option<u64>,
-    /// Bytes past the last sound batch: a batch a power cut tore.
+    /// Where the last sound batch ends.
+    pub end: u64,
+    /// Bytes past the last sound batch that are not zeros: a batch a power
+    /// cut tore. (A prepared file is zeros past what was written into it.)
     pub torn_bytes: u64,
 }
 
@@ -168,6 +171,7 @@ pub(crate) fn read(file: Bytes) -> Result<Journal, Damaged> {
                 journal.operations.extend(operations);
                 journal.last_sequence = Some(sequence);
                 offset = next;
+                journal.end = next as u64;
             }
             None => {
                 if let Some(sound_at) = sound_batch_after(&file, offset) {
@@ -176,7 +180,10 @@ pub(crate) fn read(file: Bytes) -> Result<Journal, Damaged> {
                         sound_at: sound_at as u64,
                     });
                 }
-                journal.torn_bytes = (file.len() - offset) as u64;
+                let rest = &file[offset..];
+                if rest.iter().any(|byte| *byte != 0) {
+                    journal.torn_bytes = rest.len() as u64;
+                }
                 break;
             }
         }
@@ -344,6 +351,21 @@ mod tests {
             ]
         );
         assert_eq!(read.last_sequence, Some(3));
+    }
+
+    #[test]
+    fn zeros_past_the_last_batch_are_a_prepared_file_not_a_torn_batch() {
+        let (mut file, _) = three_batches();
+        let written = file.len();
+        file.resize(written + 3 * HEADER_LEN + 5, 0);
+        let journal = read(Bytes::from(file.clone())).unwrap();
+        assert_eq!((journal.end as usize, journal.torn_bytes), (written, 0));
+        assert_eq!(journal.last_sequence, Some(9));
+        // A torn batch written over the zeros is still cut as torn.
+        file[written..written + 4].copy_from_slice(&MAGIC);
+        let journal = read(Bytes::from(file.clone())).unwrap();
+        assert_eq!(journal.end as usize, written);
+        assert_eq!(journal.torn_bytes as usize, file.len() - written);
     }
 
     #[test]

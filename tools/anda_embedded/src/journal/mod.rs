@@ -49,6 +49,9 @@ pub const FILE_NAME: &str = "anda.journal";
 /// The journal a running checkpoint is putting into the directory, set aside
 /// so that new batches go on into a fresh [`FILE_NAME`] meanwhile.
 pub const SET_ASIDE_NAME: &str = "anda.journal.0";
+/// The next journal, prepared ahead by a checkpoint (see [`Disk::prepare`]);
+/// it holds nothing until it takes [`FILE_NAME`].
+const NEXT_NAME: &str = "anda.journal.next";
 
 /// An object's state in memory, until a checkpoint puts it in the directory.
 #[derive(Clone, Debug)]
@@ -105,6 +108,10 @@ pub(crate) struct Journal {
     checkpoint_started: AtomicBool,
     /// Set when the store is closed or failed to open: nothing more is written.
     finished: AtomicBool,
+    /// Whether [`NEXT_NAME`] is prepared, for the next journal to take.
+    next_ready: AtomicBool,
+    /// Set as the store closes: no next journal is prepared.
+    closing: AtomicBool,
     /// This journal, for the tasks it starts.
     me: std::sync::Weak<Journal>,
 }
@@ -115,11 +122,24 @@ impl std::fmt::Debug for Journal {
     }
 }
 
-/// The bytes of a journal a stopped process left in `root`, if any.
+/// The bytes of a journal a stopped process left in `root`, if any: what
+/// its files hold past nothing (a prepared file's zeros, a first batch a
+/// power cut tore before anything was acknowledged).
 pub fn unreplayed_bytes(root: &std::path::Path) -> u64 {
     [SET_ASIDE_NAME, FILE_NAME]
         .iter()
-        .map(|name| std::fs::metadata(root.join(name)).map_or(0, |meta| meta.len()))
+        .map(|name| {
+            let Ok(bytes) = std::fs::read(root.join(name)) else {
+                return 0;
+            };
+            let len = bytes.len() as u64;
+            match format::read(Bytes::from(bytes)) {
+                Ok(found) if found.end > 0 => found.end,
+                // Only the live journal may end torn; a set-aside one was synced.
+                Ok(found) if found.torn_bytes == 0 || *name == FILE_NAME => 0,
+                _ => len,
+            }
+        })
         .sum()
 }
 
@@ -158,19 +178,26 @@ impl Journal {
             }),
             writer: tokio::sync::Mutex::new(Writer {
                 file: None,
-                len: std::fs::metadata(root.join(FILE_NAME)).map_or(0, |meta| meta.len()),
+                len: 0,
                 next_sequence: 0,
             }),
             durable: AtomicU64::new(0),
             checkpointing: tokio::sync::Mutex::new(()),
             checkpoint_started: AtomicBool::new(false),
             finished: AtomicBool::new(false),
+            next_ready: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             me: me.clone(),
         });
         if left > 0 {
             journal.replay().await?;
         }
         if !existing_only {
+            // Files that hold nothing to replay: a stopped process's
+            // prepared journal, or one whose first batch was never synced.
+            for name in [NEXT_NAME, FILE_NAME, SET_ASIDE_NAME] {
+                journal.disk.remove(name).map_err(io)?;
+            }
             crate::layout::remove_empty_directories(&root.join("gen")).map_err(io)?;
         }
         journal.checkpoint_in_background();
@@ -388,7 +415,7 @@ impl Journal {
     fn write_synced(&self, writer: &mut Writer, batch: &format::Sealed) -> std::io::Result<()> {
         let created = writer.file.is_none();
         if created {
-            writer.file = Some(self.disk.open_append(FILE_NAME)?);
+            writer.file = Some(self.open_file()?);
         }
         let file = writer.file.as_mut().expect("opened above");
         self.disk.append(file, FILE_NAME, writer.len, batch)?;
@@ -399,13 +426,34 @@ impl Journal {
         Ok(())
     }
 
+    /// The journal file for the next batches: the prepared one when there
+    /// is one, else a new file.
+    fn open_file(&self) -> std::io::Result<File> {
+        if self.next_ready.swap(false, Ordering::AcqRel) {
+            // The set-aside journal's rename must be durable before the
+            // prepared file takes its name: a power cut could otherwise keep
+            // the second rename and lose the first.
+            self.disk.sync_root()?;
+            self.disk.rename_top(NEXT_NAME, FILE_NAME)?;
+            return self.disk.open_prepared(FILE_NAME);
+        }
+        self.disk.open_append(FILE_NAME)
+    }
+
     /// Syncs and checkpoints for the last time: the directory is left in
     /// AndaDB's own layout, with no journal.
     pub(crate) async fn close(&self) -> Result<(), StoreError> {
+        self.closing.store(true, Ordering::Release);
         self.sync().await?;
         self.checkpoint().await?;
         self.finished.store(true, Ordering::Release);
-        Ok(())
+        self.next_ready.store(false, Ordering::Release);
+        self.disk
+            .remove(NEXT_NAME)
+            .map_err(|source| StoreError::Io {
+                path: self.root.join(NEXT_NAME),
+                source,
+            })
     }
 
     /// Writes nothing more: for a store that failed to open, whose

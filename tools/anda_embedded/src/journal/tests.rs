@@ -409,3 +409,66 @@ fn a_stop_during_a_checkpoint_replays_the_set_aside_journal_then_the_new_one() {
     assert_eq!(unreplayed_bytes(&scratch.0), 0);
     assert_eq!(std::fs::read(scratch.0.join("meta/a")).unwrap(), b"new");
 }
+
+#[test]
+fn a_journal_that_grew_leaves_a_prepared_successor_that_the_next_batches_fill() {
+    let scratch = Scratch::new("prepared");
+    runtime().block_on(async {
+        let (journal, store) = open(&scratch.0).await;
+        let big = Bytes::from(vec![7u8; 2 << 20]);
+        store
+            .put(&Path::from("gen/big/1"), big.clone().into())
+            .await
+            .unwrap();
+        journal.sync().await.unwrap();
+        journal.checkpoint().await.unwrap();
+        let next = scratch.0.join(NEXT_NAME);
+        let prepared = checkpoint::PREPARED_MIN;
+        assert_eq!(std::fs::metadata(&next).unwrap().len(), prepared);
+
+        // The next batch goes into it: the file keeps its length, and what
+        // is left to replay is that batch alone.
+        store
+            .put(&Path::from("meta/after"), "after".into())
+            .await
+            .unwrap();
+        journal.sync().await.unwrap();
+        assert!(!next.exists());
+        let file = scratch.0.join(FILE_NAME);
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), prepared);
+        let left = unreplayed_bytes(&scratch.0);
+        assert!(left > 0 && left < 4096, "{left}");
+
+        // A process that stops here: the reopen replays the batch (the
+        // zeros after it are no torn batch) and leaves no journal behind.
+        journal.abandon();
+        drop((journal, store));
+        let (journal, store) = open(&scratch.0).await;
+        assert_eq!(
+            read(&store, "meta/after").await.as_deref(),
+            Some(&b"after"[..])
+        );
+        assert_eq!(read(&store, "gen/big/1").await, Some(big));
+        journal.close().await.unwrap();
+        for name in [FILE_NAME, SET_ASIDE_NAME, NEXT_NAME] {
+            assert!(!scratch.0.join(name).exists(), "{name} is left");
+        }
+    });
+}
+
+#[test]
+fn a_prepared_journal_that_holds_nothing_is_no_unreplayed_journal() {
+    let scratch = Scratch::new("prepared-empty");
+    std::fs::write(scratch.0.join(FILE_NAME), vec![0u8; 1 << 16]).unwrap();
+    std::fs::write(scratch.0.join(NEXT_NAME), vec![0u8; 1 << 16]).unwrap();
+    assert_eq!(unreplayed_bytes(&scratch.0), 0);
+    runtime().block_on(async {
+        // A reader takes it; a writer removes both files.
+        Journal::open(&scratch.0, true).await.unwrap().abandon();
+        assert!(scratch.0.join(FILE_NAME).exists());
+        let (journal, _store) = open(&scratch.0).await;
+        assert!(!scratch.0.join(FILE_NAME).exists());
+        assert!(!scratch.0.join(NEXT_NAME).exists());
+        journal.close().await.unwrap();
+    });
+}
