@@ -13,6 +13,7 @@ Importing is cheap: no store exists until the first call needs one.
 
 from anda import _anda, bulk, tools
 from anda._base import Command, Execution
+from anda._calls import Response
 from anda._capsules import Capsule, SchemaPackage
 from anda._changes import ChangeFeed
 from anda._client import Client
@@ -136,6 +137,7 @@ __all__ = [
     "Nexus",
     "OutcomeUnknownError",
     "RemoteError",
+    "Response",
     "SchemaPackage",
     "ServerUnreachableError",
     "StoreError",

@@ -214,8 +214,8 @@ class Response(dict[str, Any]):
 
     >>> import anda
     >>> response = anda.Nexus().execute_kip("DESCRIBE PRIMER")
-    >>> isinstance(response, dict), response["status"]
-    (True, 'succeeded')
+    >>> isinstance(response, anda.Response), isinstance(response, dict), response["status"]
+    (True, True, 'succeeded')
     >>> "status <b>succeeded</b>" in response._repr_html_()
     True
     """
