@@ -2,7 +2,9 @@
 
 The tools run inside LlamaIndex's own FunctionAgent loop, driven by LlamaIndex's
 MockFunctionCallingLLM (its own scripted model: turns a test writes, no
-network); the memory block runs inside llama_index.core.memory.Memory, whose
+network), and in the example (examples/llamaindex_agent.py) by a
+FunctionCallingLLM over the real openai SDK against the local provider
+stand-in; the memory block runs inside llama_index.core.memory.Memory, whose
 short-term queue ejects messages into it.
 """
 
@@ -19,6 +21,8 @@ import pytest
 
 import anda
 from conftest import FIND_PERSON_NAME, UPSERT_PERSON, result
+from example_runner import MODEL, run_example
+from provider_standin import Answer, StandIn, ToolCall, call_id, tool_results
 from test_server import serving
 
 pytest.importorskip("llama_index.core")
@@ -188,6 +192,38 @@ def test_a_client_works_as_a_nexus_does(tmp_path: Path) -> None:
         written = tools(memory)[0].call(command=UPSERT_PERSON, parameters=ADA)
     assert "Remember the blue notebook." in recalled
     assert not written.is_error
+
+
+REQUEST = "Remember that Ada Lovelace wrote the first program."
+FINAL = "Noted: Ada Lovelace is in my memory now."
+
+
+@pytest.mark.timeout(180)
+def test_the_example_agent_corrects_itself_against_the_standin(tmp_path: Path) -> None:
+    script = [
+        ToolCall(MALFORMED, ADA, expect="InvalidSyntax"),
+        ToolCall(UPSERT_PERSON, ADA),
+        Answer(FINAL),
+    ]
+    # FunctionAgent's loop, the openai SDK as transport: the stand-in checks the
+    # key, the model, anda's tools as anda.tools.openai() shapes them, the KIP
+    # system prompt, and each call followed by its result.
+    with StandIn(script, request=REQUEST, model=MODEL) as standin:
+        proc = run_example(
+            "llamaindex_agent.py", standin, "--db", str(tmp_path / "memory"), REQUEST
+        )
+    assert standin.failures == [], proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == FINAL
+    assert [exchange.path for exchange in standin.exchanges] == ["/v1/chat/completions"] * 3
+    # The model read the engine's typed error, then the retry's success.
+    results = tool_results("chat", standin.exchanges[2].body)
+    assert list(results) == [call_id("chat", 0), call_id("chat", 1)]
+    refused, _ = results[call_id("chat", 0)]
+    assert refused.startswith("KipSyntaxError: InvalidSyntax: ")
+    assert json.loads(results[call_id("chat", 1)][0])["status"] == "succeeded"
+    with anda.Nexus(tmp_path / "memory") as memory:
+        assert result(memory.execute_kip(FIND_PERSON_NAME, {"key": "ada"})) == ["Ada Lovelace"]
 
 
 def test_without_llamaindex_the_error_names_the_extra() -> None:
