@@ -1,13 +1,15 @@
-"""``python -m anda serve``: KIP over HTTP, as Anda's Rust server speaks it, and MCP.
+"""``python -m anda serve``: KIP over HTTP, as Anda's Rust server speaks it.
 
-Most tests run a real server process on 127.0.0.1 and talk to it with the
-standard library, byte for byte; the deadline semantics run in-process over a
-deliberately slow memory, where timing can be controlled.
+The wire format against a real server process on 127.0.0.1, talked to with the
+standard library, byte for byte, and the wire helpers on their own. Also the
+helpers the other server tests import (``serving``, ``Served``, ``KEY``,
+``free_port``, ``post``, ``envelope``, the raw exchanges): keys, limits and
+MCP are in test_server_access.py, durability and deadlines in
+test_server_durability.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -15,7 +17,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -27,9 +28,8 @@ from typing import Any
 import pytest
 
 import anda
-from anda.server import _wire, create_app
-from anda.tools import ToolResult
-from conftest import FIND_ALL_PEOPLE, FIND_PERSON_NAME, UPSERT_PERSON, result
+from anda.server import _wire
+from conftest import FIND_PERSON_NAME, UPSERT_PERSON
 
 KEY = "test-key-0123456789"
 READY_SECONDS = 60.0
@@ -178,25 +178,6 @@ def head(
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with serving(tmp_path_factory.mktemp("server")) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """A server that requires KEY, with a small body limit, deadline and in-flight bound."""
-    path = tmp_path_factory.mktemp("keyed")
-    with serving(
-        path,
-        "--api-key-env",
-        "ANDA_TEST_KEY",
-        "--max-body",
-        "65536",
-        "--timeout",
-        "2",
-        "--max-in-flight",
-        "2",
-        env={"ANDA_TEST_KEY": KEY},
-    ) as served:
         yield served
 
 
@@ -407,340 +388,6 @@ def test_without_keys_only_this_machine_may_ask(server: Served) -> None:
         if not header.startswith(b"Host"):
             request = request.replace(b"\r\n\r\n", b"\r\nHost: 127.0.0.1\r\n\r\n", 1)
         assert status_of(raw_exchange(server.port, request, body)) == 403, header
-
-
-# -- authentication and limits --------------------------------------------------------------
-
-
-@pytest.mark.timeout(120)
-def test_a_key_is_required_before_anything_else(keyed: Served) -> None:
-    huge = b'{"junk": "' + b"x" * 200_000 + b'"}'
-    for key, raw in [
-        (None, b'{"method": '),
-        (None, b"not json at all"),
-        (None, json.dumps(envelope("DESCRIBE PRIMER")).encode()),
-        ("wrong", b'{"method": '),
-        (KEY + "x", json.dumps(envelope("DESCRIBE PRIMER")).encode()),
-    ]:
-        status, response = post(keyed.url, None, raw=raw, key=key)
-        assert (status, response["error"]["code"]) == (401, "Unauthenticated"), (key, raw[:20])
-    # Oversized and unauthenticated: still 401, answered before the body is read.
-    for key in (None, "wrong"):
-        answer = raw_exchange(keyed.port, head(len(huge), key=key), huge[:1000])
-        assert status_of(answer) == 401, answer[:200]
-    # The right key, the same malformed body: an ordinary 400.
-    status, response = post(keyed.url, None, raw=b'{"method": ', key=KEY)
-    assert (status, response["error"]["code"]) == (400, "InvalidRequestEnvelope")
-    status, response = post(keyed.url, envelope("DESCRIBE PRIMER"), key=KEY)
-    assert status == 200
-    # The probe stays open.
-    with urllib.request.urlopen(keyed.url + "/", timeout=10) as answer:
-        assert answer.status == 200
-    assert KEY not in keyed.log.read_text()
-
-
-@pytest.mark.timeout(120)
-def test_oversized_bodies_are_refused(keyed: Served) -> None:
-    huge = b'{"method": "execute_kip", "params": "' + b"x" * 100_000 + b'"}'
-    answer = raw_exchange(keyed.port, head(len(huge)), huge[:1000])
-    assert status_of(answer) == 413
-    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "ResourceExhausted"
-    # No Content-Length to trust: counted as it streams in.
-    chunks = b"".join(b"%x\r\n%s\r\n" % (10_000, b"x" * 10_000) for _ in range(10)) + b"0\r\n\r\n"
-    assert status_of(raw_exchange(keyed.port, head(chunked=True), chunks)) == 413
-
-
-@pytest.mark.timeout(120)
-def test_a_stalled_body_times_out_and_others_are_served(keyed: Served) -> None:
-    with socket.create_connection(("127.0.0.1", keyed.port), timeout=30) as stalled:
-        stalled.sendall(head(1000) + b'{"method": ')
-        started = time.monotonic()
-        # Meanwhile another client is served at once.
-        status, _ = post(keyed.url, envelope("DESCRIBE PRIMER"), key=KEY)
-        assert status == 200
-        answer = read_all(stalled)
-        assert status_of(answer) == 408
-        assert 1.5 < time.monotonic() - started < 20
-        assert b"ExecutionTimeout" in answer
-
-
-@pytest.mark.timeout(120)
-def test_too_many_requests_in_flight(keyed: Served) -> None:
-    stalled = [socket.create_connection(("127.0.0.1", keyed.port), timeout=30) for _ in range(2)]
-    try:
-        for sock in stalled:
-            sock.sendall(head(1000) + b"{")
-        time.sleep(0.5)
-        status, response = post(keyed.url, envelope("DESCRIBE PRIMER"), key=KEY)
-        assert (status, response["error"]["code"]) == (429, "RateLimited")
-        assert response["error"]["retry"]["class"] == "safe_same_request"
-    finally:
-        for sock in stalled:
-            sock.close()
-    deadline = time.monotonic() + 30
-    while post(keyed.url, envelope("DESCRIBE PRIMER"), key=KEY)[0] != 200:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-
-
-@pytest.mark.timeout(120)
-def test_refuses_to_start_unprotected_beyond_loopback(tmp_path: Path) -> None:
-    for args, env in [
-        (["--host", "0.0.0.0"], {}),
-        (["--host", "::"], {}),
-        (["--host", "0.0.0.0", "--api-key-env", "ANDA_UNSET_KEY"], {}),
-        (["--keys-file", str(tmp_path / "missing.json")], {}),
-        (["--timeout", "0"], {}),
-    ]:
-        done = subprocess.run(
-            [sys.executable, "-m", "anda", "serve", "--db", str(tmp_path / "s"), *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, **env},
-            check=False,
-        )
-        assert done.returncode == 2, (args, done.stderr)
-        assert "error:" in done.stderr
-    assert not (tmp_path / "s").exists()
-
-
-@pytest.mark.timeout(180)
-def test_each_key_is_its_own_caller(tmp_path: Path) -> None:
-    keys = tmp_path / "keys.json"
-    keys.write_text(json.dumps({"alice-key": "alice", "bob-key": "bob"}))
-    with serving(tmp_path, "--tenancy", "per_caller", "--keys-file", str(keys)) as served:
-        write = envelope(UPSERT_PERSON, parameters={"key": "k", "name": "Alice's"})
-        assert post(served.url, write, key="alice-key")[0] == 200
-        read = envelope(FIND_PERSON_NAME, parameters={"key": "k"})
-        assert post(served.url, read, key="alice-key")[1]["results"][0]["result"] == ["Alice's"]
-        assert post(served.url, read, key="bob-key")[1]["results"][0]["result"] == []
-        assert post(served.url, read, key="carol-key")[0] == 401
-        # Through MCP too, each key runs as its own caller.
-        for key, names in (("alice-key", ["Alice's"]), ("bob-key", [])):
-            _, found = mcp_session(
-                served.url,
-                key,
-                "execute_kip_readonly",
-                {"command": FIND_PERSON_NAME, "parameters": {"key": "k"}},
-            )
-            assert found.structured_content["results"][0]["result"] == names, key
-        served.stop()
-    with anda.Nexus(served.store, tenancy="per_caller") as store:
-        assert result(store.execute_kip(FIND_PERSON_NAME, {"key": "k"}, caller="alice")) == [
-            "Alice's"
-        ]
-
-
-@pytest.mark.timeout(180)
-def test_a_readonly_server(tmp_path: Path) -> None:
-    with anda.Nexus(tmp_path / "store") as store:
-        store.execute_kip(UPSERT_PERSON, {"key": "seed", "name": "Seed"})
-    with serving(tmp_path, "--readonly") as served:
-        status, response = post(served.url, envelope(UPSERT_PERSON, parameters={"key": "x"}))
-        assert (status, response["error"]["code"]) == (400, "ReadonlyViolation")
-        read = envelope(FIND_PERSON_NAME, parameters={"key": "seed"})
-        assert post(served.url, read)[1]["results"][0]["result"] == ["Seed"]
-        names, _ = mcp_session(
-            served.url, "unused", "execute_kip_readonly", {"command": "DESCRIBE PRIMER"}
-        )
-        assert names == ["execute_kip_readonly"]
-
-
-# -- durability and concurrency ---------------------------------------------------------------
-
-
-@pytest.mark.timeout(300)
-def test_sigterm_under_load_loses_no_acknowledged_write(tmp_path: Path) -> None:
-    acknowledged: list[str] = []
-    stop = threading.Event()
-    with serving(tmp_path) as served:
-
-        def writer(n: int) -> None:
-            with anda.Client(served.url, retries=0) as client:
-                i = 0
-                while not stop.is_set():
-                    key = f"w{n}-{i}"
-                    try:
-                        client.execute_kip(UPSERT_PERSON, {"key": key, "name": key})
-                    except anda.AndaError:
-                        return  # the server is going away; this write was never acknowledged
-                    acknowledged.append(key)
-                    i += 1
-
-        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 60
-        while len(acknowledged) < 20 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert served.stop(signal.SIGTERM) == 0, served.log.read_text()
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=60)
-    assert len(acknowledged) >= 20
-    with anda.Nexus(served.store) as store:
-        stored = {row[0] for row in result(store.execute_kip(FIND_ALL_PEOPLE))}
-    assert set(acknowledged) <= stored
-
-
-_WORKER = """
-import sys, anda
-url, n, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-upsert = 'UPSERT CONCEPT ?p { MATCH { type: "Person", key: :key } SET FIELDS { name: :name } }'
-find = 'FIND(?p.name) WHERE { ?p {type: "Person", key: :key} }'
-with anda.Client(url) as client:
-    for i in range(count):
-        key = f"p{n}-{i // 2}"
-        if i % 2 == 0:
-            client.execute_kip(upsert, {"key": key, "name": key})
-        else:
-            names = client.execute_kip(find, {"key": key})["results"][0]["result"]
-            assert names == [key], (key, names)
-"""
-
-
-@pytest.mark.timeout(300)
-def test_client_processes_against_one_server(tmp_path: Path) -> None:
-    """No error, and every write exactly once: 4 processes x 100 mixed requests."""
-    processes, per_process = 4, 100
-    with serving(tmp_path, in_memory=True) as served:
-        workers = [
-            subprocess.Popen(
-                [sys.executable, "-c", _WORKER, served.url, str(n), str(per_process)],
-                stderr=subprocess.PIPE,
-            )
-            for n in range(processes)
-        ]
-        for worker in workers:
-            _, err = worker.communicate(timeout=240)
-            assert worker.returncode == 0, err.decode()
-        with anda.Client(served.url) as client:
-            keys = [row[0] for row in result(client.execute_kip(FIND_ALL_PEOPLE))]
-    expected = {f"p{n}-{i}" for n in range(processes) for i in range(per_process // 2)}
-    assert sorted(keys) == sorted(expected)
-
-
-# -- MCP over streamable HTTP ----------------------------------------------------------
-
-
-def mcp_session(url: str, key: str, tool: str, arguments: dict[str, Any]) -> tuple[list[str], Any]:
-    """Lists the tools and runs one call through ``/mcp`` with the SDK's streamable HTTP client."""
-    import httpx2
-    import mcp
-    from mcp.client.streamable_http import streamable_http_client
-
-    async def session() -> tuple[list[str], Any]:
-        async with (
-            httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
-            mcp.Client(streamable_http_client(url + "/mcp", http_client=http)) as client,
-        ):
-            tools = await client.list_tools()
-            return [tool.name for tool in tools.tools], await client.call_tool(tool, arguments)
-
-    return asyncio.run(session())
-
-
-@pytest.mark.timeout(120)
-def test_mcp_over_streamable_http_with_the_key(keyed: Served) -> None:
-    names, found = mcp_session(
-        keyed.url, KEY, "execute_kip_readonly", {"command": "DESCRIBE PRIMER"}
-    )
-    assert names == ["execute_kip", "execute_kip_readonly"]
-    assert not found.is_error
-    assert found.structured_content["status"] == "succeeded"
-    # Without the key the MCP endpoint answers 401 like /kip, before reading the body.
-    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
-    request = urllib.request.Request(
-        keyed.url + "/mcp",
-        data=json.dumps(initialize).encode(),
-        headers={"content-type": "application/json", "accept": "application/json"},
-    )
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(request, timeout=30)
-    assert refused.value.code == 401
-
-
-# -- deadlines, in process over a slow memory ------------------------------------------------
-
-
-class _Slow:
-    """A memory whose engine calls take ``delay`` seconds more."""
-
-    def __init__(self, memory: anda.Nexus, delay: float) -> None:
-        self._memory = memory
-        self.delay = delay
-
-    @property
-    def readonly(self) -> bool:
-        return self._memory.readonly
-
-    def execute_kip(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return self._memory.execute_kip(*args, **kwargs)
-
-    async def execute_kip_async(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        await asyncio.sleep(self.delay)
-        return await self._memory.execute_kip_async(*args, **kwargs)
-
-    def call_tool(self, *args: Any, **kwargs: Any) -> ToolResult:
-        return self._memory.call_tool(*args, **kwargs)
-
-    async def call_tool_async(self, *args: Any, **kwargs: Any) -> ToolResult:
-        await asyncio.sleep(self.delay)
-        return await self._memory.call_tool_async(*args, **kwargs)
-
-    def execute_request(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return self._memory.execute_request(*args, **kwargs)
-
-    async def execute_request_async(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        await asyncio.sleep(self.delay)
-        return await self._memory.execute_request_async(*args, **kwargs)
-
-    def close(self) -> None:
-        self._memory.close()
-
-
-@pytest.mark.timeout(120)
-def test_a_write_past_its_deadline_keeps_running() -> None:
-    from starlette.testclient import TestClient
-
-    with anda.Nexus() as nexus:
-        app = create_app(_Slow(nexus, 1.0), api_keys={KEY: None}, timeout=0.2, close_memory=False)
-        auth = {"Authorization": f"Bearer {KEY}"}
-        write = envelope(UPSERT_PERSON, parameters={"key": "late", "name": "Late"})
-        with TestClient(app) as http:
-            answer = http.post("/kip", json=write, headers=auth)
-            assert answer.status_code == 408
-            body = answer.json()
-            assert (body["status"], body["error"]["code"]) == ("outcome_unknown", "OutcomeUnknown")
-            assert body["error"]["retry"]["class"] == "outcome_lookup_required"
-
-            answer = http.post("/kip", json=envelope(FIND_ALL_PEOPLE), headers=auth)
-            assert answer.status_code == 408
-            assert answer.json()["error"]["code"] == "ExecutionTimeout"
-            assert answer.json()["error"]["retry"]["class"] == "safe_same_request"
-        # The application's shutdown waited for the write, which committed.
-        assert result(nexus.execute_kip(FIND_PERSON_NAME, {"key": "late"})) == ["Late"]
-
-
-@pytest.mark.timeout(120)
-def test_shutdown_finishes_writes_that_outlived_their_answer(tmp_path: Path) -> None:
-    from starlette.testclient import TestClient
-
-    nexus = anda.Nexus(tmp_path / "store")
-    app = create_app(_Slow(nexus, 0.5), api_keys={KEY: None}, timeout=0.05)
-    with TestClient(app) as http:
-        for i in range(3):
-            write = envelope(UPSERT_PERSON, parameters={"key": f"k{i}", "name": "N"})
-            assert (
-                http.post(
-                    "/kip", json=write, headers={"Authorization": f"Bearer {KEY}"}
-                ).status_code
-                == 408
-            )
-    assert nexus.closed
-    with anda.Nexus(tmp_path / "store") as store:
-        assert len(result(store.execute_kip(FIND_ALL_PEOPLE))) == 3
 
 
 # -- the wire helpers ------------------------------------------------------------------
