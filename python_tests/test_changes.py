@@ -141,6 +141,21 @@ def test_following_a_nexus_waits_for_commits_and_close_ends_it() -> None:
         assert seen == [1, 2, 3]
 
 
+def _waiting_for_next(feed: anda.ChangeFeed) -> tuple[threading.Thread, list[dict[str, Any]]]:
+    """A thread started and waiting on ``next(feed)``; the list gets its envelope."""
+    got: list[dict[str, Any]] = []
+    started = threading.Event()
+
+    def follow() -> None:
+        started.set()
+        got.append(next(feed))
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    started.wait()
+    return follower, got
+
+
 @pytest.mark.timeout(FOLLOW_SECONDS)
 def test_a_commit_through_the_server_wakes_a_nexus_follower_at_once() -> None:
     """The follower would re-read only after an hour; the server's commit
@@ -149,16 +164,7 @@ def test_a_commit_through_the_server_wakes_a_nexus_follower_at_once() -> None:
 
     with anda.Nexus() as nexus:
         feed = nexus.changes(follow=True, poll_interval=3600)
-        got: list[dict[str, Any]] = []
-        started = threading.Event()
-
-        def follow() -> None:
-            started.set()
-            got.append(next(feed))
-
-        follower = threading.Thread(target=follow)
-        follower.start()
-        started.wait()
+        follower, got = _waiting_for_next(feed)
         app = create_app(nexus, api_keys={KEY: None}, close_memory=False)
         with TestClient(app) as http:
             params = {
@@ -182,16 +188,7 @@ def test_a_write_on_the_nexus_itself_wakes_its_follower_at_once(how: str) -> Non
     commit wakes it (this test would hit its timeout otherwise)."""
     with anda.Nexus() as nexus:
         feed = nexus.changes(follow=True, poll_interval=3600)
-        got: list[dict[str, Any]] = []
-        started = threading.Event()
-
-        def follow() -> None:
-            started.set()
-            got.append(next(feed))
-
-        follower = threading.Thread(target=follow)
-        follower.start()
-        started.wait()
+        follower, got = _waiting_for_next(feed)
         parameters = {"key": "a", "name": "A"}
         if how == "execute_kip":
             nexus.execute_kip(UPSERT_PERSON, parameters)

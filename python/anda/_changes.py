@@ -12,9 +12,9 @@ Under per-caller tenancy a caller follows its own Space.
 
 With ``follow=True`` a feed that has caught up waits for the next commit
 instead of ending. Over a :class:`anda.Nexus` it wakes on the commit signal
-that anda's own server raises for every write it runs, and otherwise re-reads
-every ``poll_interval`` seconds (one ``CHANGES`` read of a fraction of a
-millisecond: the engine has no commit notification to wait on yet). Over an
+(:mod:`anda._commits`) that the Nexus raises for every commit it makes, and
+anda's own server for every write it runs; a commit by another process is
+found by a re-read every ``poll_interval`` seconds. Over an
 :class:`anda.Client` it listens to ``GET /changes``, the server-sent events
 of ``python -m anda serve``, and reconnects from its position when the
 connection or the server goes away; against a server without that route
@@ -31,18 +31,16 @@ import random
 import threading
 import time
 import urllib.parse
-import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
+from anda._commits import commit_signal
 from anda.errors import RemoteError, ServerUnreachableError, error_from_response
 
 if TYPE_CHECKING:
-    import asyncio
-
     from anda._memory import Memory
 
-__all__ = ["DEFAULT_PAGE", "MAX_PAGE", "ChangeFeed", "commit_signal", "notify_commit"]
+__all__ = ["DEFAULT_PAGE", "MAX_PAGE", "ChangeFeed"]
 
 #: Envelopes per page unless told.
 DEFAULT_PAGE = 100
@@ -52,103 +50,6 @@ MAX_PAGE = 1000
 DEFAULT_POLL_INTERVAL = 0.5
 
 _PAGE = "CHANGES AFTER SEQ :seq LIMIT :limit"
-
-
-class Signal:
-    """Raised on every commit to one memory: a counter, a condition for
-    threads, futures for event loops."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._generation = 0
-        self._futures: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
-
-    @property
-    def generation(self) -> int:
-        return self._generation
-
-    def notify(self) -> None:
-        with self._condition:
-            self._generation += 1
-            self._condition.notify_all()
-            futures, self._futures = self._futures, set()
-        for loop, future in futures:
-            with contextlib.suppress(RuntimeError):  # its loop has closed
-                loop.call_soon_threadsafe(_settle, future)
-
-    def wait(self, generation: int, timeout: float) -> None:
-        """Returns after a commit past ``generation``, or ``timeout`` seconds."""
-        with self._condition:
-            self._condition.wait_for(lambda: self._generation != generation, timeout)
-
-    async def wait_async(self, generation: int, timeout: float) -> None:
-        import asyncio  # only async followers need it; `import anda` stays light
-
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        entry = (loop, future)
-        with self._condition:
-            if self._generation != generation:
-                return
-            self._futures.add(entry)
-        try:
-            await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            with self._condition:
-                self._futures.discard(entry)
-
-
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-_signals: weakref.WeakKeyDictionary[object, Signal] = weakref.WeakKeyDictionary()
-_signals_lock = threading.Lock()
-
-
-def commit_signal(memory: object) -> Signal:
-    """The commit signal of ``memory`` (one per memory object); a memory
-    that cannot be weakly referenced gets one of its own each time."""
-    with _signals_lock:
-        try:
-            signal = _signals.get(memory)
-            if signal is None:
-                signal = _signals[memory] = Signal()
-        except TypeError:
-            signal = Signal()
-        return signal
-
-
-def notify_commit(memory: object) -> None:
-    """Wakes the feeds following ``memory``: something may have committed."""
-    with _signals_lock:
-        try:
-            signal = _signals.get(memory)
-        except TypeError:
-            signal = None
-    if signal is not None:
-        signal.notify()
-
-
-def committed(response: object) -> bool:
-    """Whether a KIP response carries a commit receipt.
-
-    >>> committed({"results": [{"status": "succeeded", "receipt": {"tx_id": "t"}}]})
-    True
-    >>> committed({"results": [{"status": "succeeded", "result": []}]})
-    False
-    """
-    if not isinstance(response, dict):
-        return False
-    if isinstance(response.get("receipt"), dict):
-        return True
-    results = response.get("results")
-    return isinstance(results, list) and any(
-        isinstance(result, dict) and isinstance(result.get("receipt"), dict) for result in results
-    )
 
 
 def check_since(since: object) -> int:

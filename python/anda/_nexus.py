@@ -24,7 +24,8 @@ from anda._capsules import (
     package_source,
     package_sources,
 )
-from anda._changes import ChangeFeed, committed, notify_commit
+from anda._changes import ChangeFeed
+from anda._commits import committed, notify_commit
 from anda._default import default_memory, default_nexus, execute_kip
 from anda.bulk import Write
 from anda.errors import AndaError, CorruptStoreError, error_from_response

@@ -22,7 +22,7 @@ from starlette.routing import Route
 import anda
 from anda import mcp as anda_mcp
 from anda._calls import TOOLS, invalid_envelope, may_write
-from anda._changes import commit_signal
+from anda._commits import commit_signal
 from anda.errors import AndaError, MemoryClosedError, first_error
 from anda.server import _audit, _wire
 from anda.server._feed import Feeds

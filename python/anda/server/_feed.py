@@ -25,7 +25,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from anda._changes import DEFAULT_PAGE, MAX_PAGE, Signal, page_of
+from anda._changes import DEFAULT_PAGE, MAX_PAGE, page_of
+from anda._commits import Signal
 from anda.errors import KipError
 from anda.server import _audit, _wire
 

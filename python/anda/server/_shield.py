@@ -10,7 +10,7 @@ from typing import Any
 
 import anda
 from anda._calls import READONLY_TOOL, ToolResult
-from anda._changes import Signal, committed
+from anda._commits import Signal, committed
 from anda.server import _audit
 
 _log = logging.getLogger("anda.server")

@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from anda._calls import READONLY_TOOL
-from anda._changes import commit_signal
+from anda._commits import commit_signal
 from anda.errors import AndaError, KipError
 from anda.server import _audit
 from anda.server._feed import Feeds
