@@ -142,9 +142,11 @@ impl Journal {
             match value {
                 Some(stored) => self.disk.put(path.as_ref(), &stored.data).map(|()| {
                     self.sums.record(path.as_ref(), &stored.data);
+                    self.files.added(path.as_ref());
                 }),
                 None => self.disk.delete(path.as_ref()).map(|()| {
                     self.sums.forget(path.as_ref());
+                    self.files.removed(path.as_ref());
                 }),
             }
             .map_err(|err| self.checkpoint_failed(format!("{path}: {err}")))?;

@@ -21,6 +21,7 @@
 //! what AndaDB's own recovery expects of a store that stopped mid-commit.
 mod checkpoint;
 mod disk;
+mod files;
 mod format;
 mod store;
 pub(crate) mod sums;
@@ -97,6 +98,8 @@ pub(crate) struct Journal {
     disk: Disk,
     /// The checksums of the payloads in the directory.
     sums: sums::Sums,
+    /// Which files the directory holds.
+    files: files::Files,
     state: Mutex<State>,
     /// The file, held by whoever appends to it or checkpoints.
     writer: tokio::sync::Mutex<Writer>,
@@ -170,6 +173,7 @@ impl Journal {
             backend,
             disk: Disk::new(root),
             sums: sums::Sums::load(root),
+            files: files::Files::scan(root),
             state: Mutex::new(State {
                 overlay: HashMap::new(),
                 batch: format::Batch::default(),

@@ -106,6 +106,7 @@ impl JournalStore {
     fn exists(&self, path: &Path) -> Result<bool> {
         match self.0.lookup(path) {
             Some(value) => Ok(value.is_some()),
+            None if !self.0.files.may_hold(path.as_ref()) => Ok(false),
             None => match DirectoryFile::of(self, path)?.meta(path) {
                 Ok(_) => Ok(true),
                 Err(object_store::Error::NotFound { .. }) => Ok(false),
@@ -119,6 +120,9 @@ impl JournalStore {
         let (meta, stored) = match self.0.lookup(path) {
             Some(None) => return Err(not_found(path)),
             Some(Some(stored)) => (object_meta(path, &stored), Some(stored)),
+            None if !self.0.files.may_hold(path.as_ref()) => {
+                return Err(not_found_because(path, std::io::ErrorKind::NotFound.into()));
+            }
             None => (DirectoryFile::of(self, path)?.meta(path)?, None),
         };
         options.check_preconditions(&meta)?;
