@@ -20,15 +20,15 @@ use std::{
 
 pub(crate) struct Files {
     /// `None` when the walk at open failed: every question goes to the disk.
-    counts: Option<Mutex<HashMap<u64, u32>>>,
-    hasher: std::collections::hash_map::RandomState,
+    counts: Option<Mutex<HashMap<u64, u32, foldhash::fast::RandomState>>>,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Files {
     /// The files below `root`, named as object keys (`a/b/c`).
     pub(crate) fn scan(root: &Path) -> Self {
-        let hasher = std::collections::hash_map::RandomState::new();
-        let mut counts = HashMap::new();
+        let hasher = foldhash::fast::RandomState::default();
+        let mut counts = HashMap::default();
         let walked = walk(root, String::new(), &mut |key| {
             *counts.entry(hasher.hash_one(key)).or_insert(0) += 1;
         });
@@ -69,7 +69,7 @@ impl Files {
         }
     }
 
-    fn lock(&self) -> Option<MutexGuard<'_, HashMap<u64, u32>>> {
+    fn lock(&self) -> Option<MutexGuard<'_, HashMap<u64, u32, foldhash::fast::RandomState>>> {
         self.counts
             .as_ref()
             .map(|counts| counts.lock().unwrap_or_else(|p| p.into_inner()))

@@ -74,7 +74,7 @@ struct Entry {
 }
 
 struct State {
-    overlay: HashMap<Path, Entry>,
+    overlay: HashMap<Path, Entry, foldhash::fast::RandomState>,
     /// Operations not yet appended to the file.
     batch: format::Batch,
     /// The number of the last operation taken.
@@ -175,7 +175,7 @@ impl Journal {
             sums: sums::Sums::load(root),
             files: files::Files::scan(root),
             state: Mutex::new(State {
-                overlay: HashMap::new(),
+                overlay: HashMap::default(),
                 batch: format::Batch::default(),
                 taken: 0,
                 failed: None,

@@ -209,7 +209,8 @@ impl JournalStore {
         offset: Option<&Path>,
     ) -> BoxStream<'static, Result<ObjectMeta>> {
         let journaled = self.0.under(prefix);
-        let shadowed: HashSet<Path> = journaled.iter().map(|(path, _)| path.clone()).collect();
+        let shadowed: HashSet<Path, foldhash::fast::RandomState> =
+            journaled.iter().map(|(path, _)| path.clone()).collect();
         let directory = match offset {
             Some(offset) => self.0.backend.list_with_offset(prefix, offset),
             None => self.0.backend.list(prefix),
