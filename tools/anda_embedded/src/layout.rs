@@ -69,24 +69,3 @@ fn first_symlink(root: &Path) -> std::io::Result<Option<PathBuf>> {
     }
     Ok(None)
 }
-
-/// Removes the empty directories under `dir` (those an older anda left
-/// behind for every retired generation), so opening never walks them again.
-pub fn remove_empty_directories(dir: &Path) -> std::io::Result<()> {
-    fn sweep(dir: &Path) -> std::io::Result<bool> {
-        let mut empty = true;
-        for entry in fs::read_dir(dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() && sweep(&entry.path())? {
-                fs::remove_dir(entry.path())?;
-            } else {
-                empty = false;
-            }
-        }
-        Ok(empty)
-    }
-    match sweep(dir) {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other.map(drop),
-    }
-}

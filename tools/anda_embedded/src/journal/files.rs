@@ -19,23 +19,35 @@ use std::{
 };
 
 pub(crate) struct Files {
-    /// `None` when the walk at open failed: every question goes to the disk.
-    counts: Option<Mutex<HashMap<u64, u32, foldhash::fast::RandomState>>>,
+    counts: Mutex<HashMap<u64, u32, foldhash::fast::RandomState>>,
     hasher: foldhash::fast::RandomState,
 }
 
 impl Files {
-    /// The files below `root`, named as object keys (`a/b/c`).
-    pub(crate) fn scan(root: &Path) -> Self {
+    /// The files below `root`, named as object keys (`a/b/c`). With
+    /// `sweep`, the same walk removes the empty directories under `gen/`
+    /// (an older anda left one behind for every retired generation), so
+    /// opening never walks them again. The store holds no symbolic link
+    /// (`layout::check_directory`), so the walk follows none.
+    pub(crate) fn scan(root: &Path, sweep: bool) -> std::io::Result<Self> {
         let hasher = foldhash::fast::RandomState::default();
         let mut counts = HashMap::default();
-        let walked = walk(root, String::new(), &mut |key| {
-            *counts.entry(hasher.hash_one(key)).or_insert(0) += 1;
-        });
-        Self {
-            counts: walked.ok().map(|()| Mutex::new(counts)),
-            hasher,
+        let mut found = |key: &str| *counts.entry(hasher.hash_one(key)).or_insert(0) += 1;
+        for top in std::fs::read_dir(root)? {
+            let top = top?;
+            let Ok(name) = top.file_name().into_string() else {
+                continue;
+            };
+            if top.file_type()?.is_dir() {
+                walk(&top.path(), &name, sweep && name == "gen", &mut found)?;
+            } else {
+                found(&name);
+            }
         }
+        Ok(Self {
+            counts: Mutex::new(counts),
+            hasher,
+        })
     }
 
     /// Whether the directory may hold the file `key`: `false` means it
@@ -43,71 +55,60 @@ impl Files {
     pub(crate) fn may_hold(&self, key: &str) -> bool {
         // A percent-encoded key names a file by its decoded name: left to
         // the disk.
-        match self.lock() {
-            Some(counts) if !key.contains('%') => counts.contains_key(&self.hasher.hash_one(key)),
-            _ => true,
-        }
+        key.contains('%') || self.lock().contains_key(&self.hasher.hash_one(key))
     }
 
     /// Notes that a checkpoint put the file `key`.
     pub(crate) fn added(&self, key: &str) {
-        if let Some(mut counts) = self.lock() {
-            *counts.entry(self.hasher.hash_one(key)).or_insert(0) += 1;
-        }
+        *self.lock().entry(self.hasher.hash_one(key)).or_insert(0) += 1;
     }
 
     /// Notes that a checkpoint removed the file `key` (or found it gone).
     pub(crate) fn removed(&self, key: &str) {
-        if let Some(mut counts) = self.lock() {
-            let hash = self.hasher.hash_one(key);
-            if let Some(count) = counts.get_mut(&hash) {
-                *count -= 1;
-                if *count == 0 {
-                    counts.remove(&hash);
-                }
+        let hash = self.hasher.hash_one(key);
+        let mut counts = self.lock();
+        if let Some(count) = counts.get_mut(&hash) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&hash);
             }
         }
     }
 
-    fn lock(&self) -> Option<MutexGuard<'_, HashMap<u64, u32, foldhash::fast::RandomState>>> {
-        self.counts
-            .as_ref()
-            .map(|counts| counts.lock().unwrap_or_else(|p| p.into_inner()))
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, u32, foldhash::fast::RandomState>> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// Calls `found` with the key of each file below `dir` (`prefix` its key).
-fn walk(dir: &Path, prefix: String, found: &mut impl FnMut(&str)) -> std::io::Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound && prefix.is_empty() => {
-            return Ok(());
-        }
-        other => other?,
-    };
-    for entry in entries {
+/// Calls `found` with the key of each file below `dir` (`prefix` its key);
+/// with `sweep`, removes the directories below it that hold no file.
+/// Answers whether `dir` holds no file.
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    sweep: bool,
+    found: &mut impl FnMut(&str),
+) -> std::io::Result<bool> {
+    let mut empty = true;
+    for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let Ok(name) = entry.file_name().into_string() else {
+            empty = false;
             continue;
         };
-        let key = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let mut kind = entry.file_type()?;
-        if kind.is_symlink() {
-            // Reads follow links: a linked directory's files are the store's
-            // (a broken link is counted as a file, which only costs a lookup;
-            // a loop fails the walk, and every question goes to the disk).
-            kind = std::fs::metadata(entry.path()).map_or(kind, |meta| meta.file_type());
-        }
-        if kind.is_dir() {
-            walk(&entry.path(), key, found)?;
+        let key = format!("{prefix}/{name}");
+        if entry.file_type()?.is_dir() {
+            if walk(&entry.path(), &key, sweep, found)? && sweep {
+                std::fs::remove_dir(entry.path())?;
+            } else {
+                empty = false;
+            }
         } else {
             found(&key);
+            empty = false;
         }
     }
-    Ok(())
+    Ok(empty)
 }
 
 #[cfg(test)]
@@ -129,18 +130,15 @@ mod tests {
     #[test]
     fn the_account_follows_the_walk_and_the_checkpoints() {
         let scratch = Scratch::new("files");
-        let outside = Scratch::new("files-linked");
         std::fs::create_dir_all(scratch.0.join("meta/db")).unwrap();
         std::fs::write(scratch.0.join("meta/db/there.cbor"), b"x").unwrap();
-        std::fs::write(outside.0.join("linked.cbor"), b"y").unwrap();
-        #[cfg(unix)]
-        std::os::unix::fs::symlink(&outside.0, scratch.0.join("meta/elsewhere")).unwrap();
+        std::fs::create_dir_all(scratch.0.join("gen/db/retired/empty")).unwrap();
         runtime().block_on(async {
             let journal = Journal::open(&scratch.0, false).await.unwrap();
             let store = JournalStore(journal.clone());
             assert!(found(&store, "meta/db/there.cbor").await);
-            #[cfg(unix)]
-            assert!(found(&store, "meta/elsewhere/linked.cbor").await);
+            // The same walk swept the empty directories an older anda left.
+            assert!(!scratch.0.join("gen/db").exists());
             assert!(!journal.files.may_hold("meta/db/new.cbor"));
             assert!(!found(&store, "meta/db/new.cbor").await);
 
@@ -172,7 +170,7 @@ mod tests {
     #[test]
     fn names_sharing_a_hash_are_counted_apart() {
         let scratch = Scratch::new("files-count");
-        let files = super::Files::scan(&scratch.0);
+        let files = super::Files::scan(&scratch.0, false).unwrap();
         files.added("a");
         files.added("a");
         files.removed("a");

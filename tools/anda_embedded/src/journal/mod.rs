@@ -168,12 +168,17 @@ impl Journal {
                 bytes: left,
             });
         }
+        // A read-only open changes nothing, not even an empty directory.
+        let files = files::Files::scan(root, !existing_only).map_err(|source| StoreError::Io {
+            path: root.to_path_buf(),
+            source,
+        })?;
         let journal = Arc::new_cyclic(|me| Self {
             root: root.to_path_buf(),
             backend,
             disk: Disk::new(root),
             sums: sums::Sums::load(root),
-            files: files::Files::scan(root),
+            files,
             state: Mutex::new(State {
                 overlay: HashMap::default(),
                 batch: format::Batch::default(),
@@ -202,7 +207,6 @@ impl Journal {
             for name in [NEXT_NAME, FILE_NAME, SET_ASIDE_NAME] {
                 journal.disk.remove(name).map_err(io)?;
             }
-            crate::layout::remove_empty_directories(&root.join("gen")).map_err(io)?;
         }
         journal.checkpoint_in_background();
         Ok(journal)
