@@ -332,11 +332,11 @@ def open_close_concurrently(threads: int, cycles: int, seed: int) -> Part:
 
 def close_while_in_use(threads: int) -> Part:
     """Closing a store that other threads are calling: each call succeeds or
-    raises NexusClosedError; close waits for running calls; nothing hangs."""
+    raises MemoryClosedError; close waits for running calls; nothing hangs."""
     part = Part(
         "close while in use",
         f"closing a store while {threads} threads call it: every call succeeds or raises "
-        "NexusClosedError, and every thread finishes",
+        "MemoryClosedError, and every thread finishes",
     )
     outcomes: Counter[str] = Counter()
     lock = threading.Lock()
@@ -347,7 +347,7 @@ def close_while_in_use(threads: int) -> Part:
             for i in range(100_000):
                 try:
                     worker.upsert(i)
-                except anda.NexusClosedError:
+                except anda.MemoryClosedError:
                     with lock:
                         outcomes["closed"] += 1
                     return
