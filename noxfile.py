@@ -86,7 +86,24 @@ def _run_tests(session: nox.Session, hypothesis_profile: str) -> None:
     # anda_bench has none); the main suite runs last, so its summary closes the log.
     session.run("cargo", "test", "-p", "anda_embedded", "--lib", "--locked", external=True)
     session.run("pytest", "--doctest-modules", "--pyargs", "anda", "-p", "no:cacheprovider")
+    env["ANDA_DOCS_PYTHON_LANGCHAIN_MCP"] = _environment_of_its_own(
+        session, "langchain-mcp", "requirements/langchain-mcp.txt"
+    )
     session.run("pytest", "python_tests", *session.posargs, env=env)
+
+
+def _environment_of_its_own(session: nox.Session, name: str, requirements: str) -> str:
+    """A virtual environment beside the session's, for a docs block whose pins
+    cannot sit beside anda's (``runs-in`` in python_tests/readme_blocks.py);
+    answers its Python."""
+    place = Path(session.virtualenv.location).with_name(
+        f"{Path(session.virtualenv.location).name}-{name}"
+    )
+    python = place / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    if not python.exists():
+        session.run("python", "-m", "venv", str(place))
+    session.run(str(python), "-m", "pip", "install", "-q", "-r", requirements, external=True)
+    return str(python)
 
 
 @nox.session(python=PYTHON)

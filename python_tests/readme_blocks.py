@@ -27,6 +27,12 @@ A marker, an HTML comment on the line right before a fence, changes that:
   only on some Pythons, e.g. one that needs CPython 3.11+). Where one is
   missing, the block is skipped and the report names it; a module that is
   present but fails to import still fails the block.
+- ``<!-- runs-in: NAME -->``: the block runs as a script of its own in another
+  environment, whose Python ``ANDA_DOCS_PYTHON_<NAME>`` names (``nox -s test``
+  builds it; e.g. a framework whose pins cannot sit beside anda's). The block
+  shares nothing with the others; ``ANDA_PYTHON`` names the Python anda is
+  installed in, and commented prints are checked as in any block. Where the
+  variable is unset, the block is skipped and the report says so.
 
 ``run(path, workdir)`` runs a document's blocks in ``workdir`` and stops at
 the first failure, naming the block's line. ``python readme_blocks.py DOC
@@ -41,6 +47,7 @@ from __future__ import annotations
 import ast
 import doctest
 import importlib.util
+import inspect
 import io
 import json
 import linecache
@@ -66,8 +73,10 @@ DOCTEST_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 READER_UNSET = ("ANDA_DB", "ANDA_API_KEY")
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*)$")
-_MARKER = re.compile(r"^\s*<!--\s*(?P<name>not-run|exit-status|requires)\b(?P<rest>.*?)-->\s*$")
-_MARKER_START = re.compile(r"^\s*<!--\s*(not-run|exit-status|requires)\b")
+_MARKER = re.compile(
+    r"^\s*<!--\s*(?P<name>not-run|exit-status|requires|runs-in)\b(?P<rest>.*?)-->\s*$"
+)
+_MARKER_START = re.compile(r"^\s*<!--\s*(not-run|exit-status|requires|runs-in)\b")
 _MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
@@ -101,6 +110,7 @@ class Block:
     not_run: str | None = None
     exit_status: int = 0
     requires: list[str] = field(default_factory=list)
+    runs_in: str | None = None
     commands: list[ShellCommand] = field(default_factory=list)
 
     @property
@@ -153,7 +163,7 @@ def collect(text: str, name: str = "<document>") -> list[Block]:
             if block.kind == "shell":
                 block.commands = _shell_commands(block, name)
             blocks.append(block)
-        elif block.not_run is not None or block.exit_status or block.requires:
+        elif block.not_run is not None or block.exit_status or block.requires or block.runs_in:
             raise CollectError(f"{name}:{index}: a marker on a block that is never run")
         index = end + 1
     return blocks
@@ -182,6 +192,14 @@ def _apply_marker(block: Block, line: str, name: str, line_number: int) -> None:
                 "<!-- requires: agent_framework -->"
             )
         block.requires = modules
+    elif marker["name"] == "runs-in":
+        environment = rest[1:].strip() if rest.startswith(":") else ""
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", environment):
+            raise CollectError(
+                f"{name}:{line_number}: a runs-in marker names an environment: "
+                "<!-- runs-in: langchain-mcp -->"
+            )
+        block.runs_in = environment
     else:
         status = rest[1:].strip() if rest.startswith(":") else ""
         if not status.isdigit():
@@ -369,7 +387,15 @@ def run(path: Path, workdir: Path, skipped: list[str] | None = None) -> int:
             if skipped is not None:
                 skipped.append(f"line {block.line}: {', '.join(missing)} not installed")
             continue
-        if block.kind == "python":
+        if block.runs_in is not None:
+            variable = environment_variable(block.runs_in)
+            interpreter = os.environ.get(variable)
+            if not interpreter:
+                if skipped is not None:
+                    skipped.append(f"line {block.line}: {variable} is not set")
+                continue
+            _run_elsewhere(block, interpreter, str(path), workdir)
+        elif block.kind == "python":
             _run_python(block, namespace, str(path))
         elif block.kind == "doctest":
             _run_doctest(block, namespace, str(path))
@@ -423,7 +449,8 @@ def _readme_print(expected: str, line: int, *args: Any, **kwargs: Any) -> None:
         )
 
 
-def _run_python(block: Block, namespace: dict[str, Any], path: str) -> None:
+def _parsed(block: Block, path: str) -> tuple[ast.Module, dict[int, tuple[int, str]]]:
+    """The block's syntax tree and its comments (column and text by line)."""
     try:
         tree = ast.parse(block.source, filename=path)
     except SyntaxError as err:
@@ -432,6 +459,11 @@ def _run_python(block: Block, namespace: dict[str, Any], path: str) -> None:
     for token in tokenize.generate_tokens(io.StringIO(block.source).readline):
         if token.type == tokenize.COMMENT:
             comments[token.start[0]] = (token.start[1], token.string[1:].strip())
+    return tree, comments
+
+
+def _run_python(block: Block, namespace: dict[str, Any], path: str) -> None:
+    tree, comments = _parsed(block, path)
     tree = _ExpectedPrints(comments, block.first_code_line).visit(tree)
     ast.increment_lineno(tree, block.first_code_line - 1)
     namespace["__readme_print__"] = _readme_print
@@ -446,6 +478,41 @@ def _run_python(block: Block, namespace: dict[str, Any], path: str) -> None:
         raise BlockFailed(path, block.line, "python block raised:\n" + shown) from None
     finally:
         namespace.pop("__readme_print__", None)
+
+
+def environment_variable(environment: str) -> str:
+    """The variable naming the Python of a ``runs-in`` environment."""
+    return "ANDA_DOCS_PYTHON_" + environment.upper().replace("-", "_")
+
+
+def _run_elsewhere(block: Block, interpreter: str, path: str, workdir: Path) -> None:
+    if block.kind != "python":
+        raise BlockFailed(path, block.line, "a runs-in block must be a python block")
+    tree, comments = _parsed(block, path)
+    tree = _ExpectedPrints(comments, block.first_code_line).visit(tree)
+    script = "\n\n".join(
+        ["import io", "from typing import Any", inspect.getsource(_readme_print), ast.unparse(tree)]
+    ).replace("def _readme_print(", "def __readme_print__(", 1)
+    try:
+        done = subprocess.run(
+            [interpreter, "-c", script],
+            cwd=workdir,
+            env={**os.environ, "ANDA_PYTHON": sys.executable},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise BlockFailed(
+            path, block.line, f"python block did not run in {interpreter}: {err}"
+        ) from None
+    if done.returncode != 0:
+        raise BlockFailed(
+            path,
+            block.line,
+            f"python block failed in {interpreter} (exit status {done.returncode}):\n"
+            + done.stderr[-4000:],
+        )
 
 
 def _run_doctest(block: Block, namespace: dict[str, Any], path: str) -> None:

@@ -290,3 +290,28 @@ import broken_framework
 def test_malformed_documents_are_refused(text: str) -> None:
     with pytest.raises(CollectError):
         collect(text)
+
+
+def test_a_runs_in_block_runs_in_the_named_python_and_checks_its_prints(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = "<!-- runs-in: elsewhere -->\n"
+    shares_nothing = (
+        "```python\nx = 1\n```\n\n" + marker + "```python\nprint('x' in dir())  # False\n"
+    )
+    shares_nothing += "import os, sys\nprint(os.environ['ANDA_PYTHON'] != '')  # True\n```\n"
+    assert _runs(shares_nothing, workspace)["skipped"] == [
+        "line 6: ANDA_DOCS_PYTHON_ELSEWHERE is not set"
+    ]
+
+    monkeypatch.setenv("ANDA_DOCS_PYTHON_ELSEWHERE", sys.executable)
+    (workspace / "again").mkdir()
+    (workspace / "wrong").mkdir()
+    result = _runs(shares_nothing, workspace / "again")
+    assert result["ok"], result
+    assert result["ran"] == 2
+    wrong = marker + "```python\nprint([1, 2])  # [1, 3]\n```\n"
+    result = _runs(wrong, workspace / "wrong")
+    assert not result["ok"]
+    assert result["line"] == 2, result
+    assert "the comment says this prints" in str(result["message"]), result["message"]
