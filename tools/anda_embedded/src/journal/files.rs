@@ -58,7 +58,9 @@ impl Files {
         key.contains('%') || self.lock().contains_key(&self.hasher.hash_one(key))
     }
 
-    /// Notes that a checkpoint put the file `key`.
+    /// Notes that a checkpoint put the file `key`. A name put again (a
+    /// sidecar rewritten in place) counts again: a count only ever errs
+    /// toward asking the disk.
     pub(crate) fn added(&self, key: &str) {
         *self.lock().entry(self.hasher.hash_one(key)).or_insert(0) += 1;
     }
