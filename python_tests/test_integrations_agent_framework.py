@@ -17,8 +17,8 @@ import pytest
 
 import anda
 from conftest import FIND_PERSON_NAME, UPSERT_PERSON, result
-from example_runner import MODEL, run_example
-from provider_standin import Answer, StandIn, ToolCall, call_id, tool_results
+from example_runner import ADA, FINAL, MALFORMED, MODEL, REQUEST, corrects_itself, run_example
+from provider_standin import StandIn, call_id, tool_results
 from test_server import serving
 
 pytest.importorskip("agent_framework")
@@ -27,9 +27,6 @@ from agent_framework import AgentSession, Message, SessionContext
 from agent_framework.exceptions import ToolExecutionException
 
 from anda.integrations.agent_framework import context_provider, tools
-
-ADA = {"key": "ada", "name": "Ada Lovelace"}
-MALFORMED = 'UPSERT CONCEPT ?p { MATCH { type: "Person", key: :key '
 
 
 def before_run(provider: object) -> SessionContext:
@@ -97,17 +94,9 @@ def test_per_caller_and_over_a_client(tmp_path: Path) -> None:
         assert anda.tools.KIP_SYNTAX.strip() in before_run(context_provider(client)).instructions[0]
 
 
-REQUEST = "Remember that Ada Lovelace wrote the first program."
-FINAL = "Noted: Ada Lovelace is in my memory now."
-
-
 @pytest.mark.timeout(180)
 def test_the_example_agent_corrects_itself_against_the_standin(tmp_path: Path) -> None:
-    script = [
-        ToolCall(MALFORMED, ADA, expect="InvalidSyntax"),
-        ToolCall(UPSERT_PERSON, ADA),
-        Answer(FINAL),
-    ]
+    script = corrects_itself()
     # Agent Framework sends the engine's tools exactly as anda.tools.openai() shapes them.
     with StandIn(script, request=REQUEST, model=MODEL) as standin:
         proc = run_example(

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +21,10 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 import anda
 from anda.integrations.langchain import system_message, tools
 from conftest import FIND_PERSON_NAME, UPSERT_PERSON, result, run_python
-from provider_standin import API_KEY, Answer, StandIn, ToolCall, call_id, tool_results
+from example_runner import ADA, MALFORMED, corrects_itself, run_example
+from provider_standin import StandIn, call_id, tool_results
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-ADA = {"key": "ada", "name": "Ada Lovelace"}
-MALFORMED = 'UPSERT CONCEPT ?p { MATCH { type: "Person", key: :key '
 
 
 def tool_call(name: str, args: dict[str, Any], call: str = "call_1") -> dict[str, Any]:
@@ -190,41 +186,10 @@ def test_import_anda_imports_no_framework() -> None:
 # -- the example: LangChain's agent loop against the provider stand-in ---------------------
 
 
-def run_example(
-    script: str, standin: StandIn, *args: str, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Runs an example as a user would, with only the stand-in's settings."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("OPENAI_", "ANTHROPIC_", "ANDA_", "LANGCHAIN_", "LANGSMITH_"))
-    }
-    environment.update(
-        OPENAI_API_KEY=API_KEY,
-        OPENAI_BASE_URL=f"{standin.url}/v1",
-        ANDA_EXAMPLE_MODEL="standin-model",
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-        **(env or {}),
-    )
-    return subprocess.run(
-        [sys.executable, str(EXAMPLES / script), *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.mark.timeout(180)
 def test_the_langchain_agent_example(tmp_path: Path) -> None:
     request = "Remember that Ada Lovelace wrote the first program."
-    script = [
-        ToolCall(MALFORMED, ADA, expect="InvalidSyntax"),
-        ToolCall(UPSERT_PERSON, ADA),
-        Answer("Noted."),
-    ]
+    script = corrects_itself("Noted.")
     db = tmp_path / "memory"
     with StandIn(script, request=request, model="standin-model") as standin:
         proc = run_example("langchain_agent.py", standin, "--db", str(db), request)

@@ -33,8 +33,8 @@ from langgraph.store.memory import InMemoryStore
 import anda
 from anda.integrations.langgraph import ITEM_TYPE, AndaStore
 from conftest import run_python
+from example_runner import run_example
 from provider_standin import Answer, StandIn, ToolCall, call_id, tool_results
-from test_integrations_langchain import run_example
 
 NAMESPACES = [
     ("docs",),

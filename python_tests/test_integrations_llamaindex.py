@@ -21,8 +21,8 @@ import pytest
 
 import anda
 from conftest import FIND_PERSON_NAME, UPSERT_PERSON, result
-from example_runner import MODEL, run_example
-from provider_standin import Answer, StandIn, ToolCall, call_id, tool_results
+from example_runner import ADA, FINAL, MALFORMED, MODEL, REQUEST, corrects_itself, run_example
+from provider_standin import StandIn, call_id, tool_results
 from test_server import serving
 
 pytest.importorskip("llama_index.core")
@@ -35,8 +35,6 @@ from llama_index.core.memory import Memory
 
 from anda.integrations.llamaindex import EVENT_CLASS, memory_block, tools
 
-ADA = {"key": "ada", "name": "Ada Lovelace"}
-MALFORMED = 'UPSERT CONCEPT ?p { MATCH { type: "Person", key: :key '
 EVENTS = 'FIND(?e.attributes) WHERE { ?e {type: "Event"} }'
 
 
@@ -194,17 +192,9 @@ def test_a_client_works_as_a_nexus_does(tmp_path: Path) -> None:
     assert not written.is_error
 
 
-REQUEST = "Remember that Ada Lovelace wrote the first program."
-FINAL = "Noted: Ada Lovelace is in my memory now."
-
-
 @pytest.mark.timeout(180)
 def test_the_example_agent_corrects_itself_against_the_standin(tmp_path: Path) -> None:
-    script = [
-        ToolCall(MALFORMED, ADA, expect="InvalidSyntax"),
-        ToolCall(UPSERT_PERSON, ADA),
-        Answer(FINAL),
-    ]
+    script = corrects_itself()
     # FunctionAgent's loop, the openai SDK as transport: the stand-in checks the
     # key, the model, anda's tools as anda.tools.openai() shapes them, the KIP
     # system prompt, and each call followed by its result.

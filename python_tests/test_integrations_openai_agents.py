@@ -29,11 +29,9 @@ from anda.integrations.openai_agents import (
     tools,
 )
 from conftest import FIND_PERSON_NAME, UPSERT_PERSON, result, run_python
+from example_runner import ADA, MALFORMED, run_example
 from provider_standin import Answer, StandIn, ToolCall, call_id, tool_results
-from test_integrations_langchain import run_example
 
-ADA = {"key": "ada", "name": "Ada Lovelace"}
-MALFORMED = 'UPSERT CONCEPT ?p { MATCH { type: "Person", key: :key '
 DEFINITIONS = anda.tools.definitions()
 
 

@@ -17,8 +17,8 @@ import pytest
 
 import anda
 from conftest import FIND_PERSON_NAME, UPSERT_PERSON, result
-from example_runner import MODEL, run_example
-from provider_standin import Answer, StandIn, ToolCall, call_id, tool_results
+from example_runner import ADA, FINAL, MALFORMED, MODEL, REQUEST, corrects_itself, run_example
+from provider_standin import StandIn, call_id, tool_results
 from test_server import serving
 
 pydantic_ai = pytest.importorskip("pydantic_ai")
@@ -33,9 +33,6 @@ from pydantic_ai.messages import (  # noqa: E402
 from pydantic_ai.models.function import AgentInfo, FunctionModel  # noqa: E402
 
 from anda.integrations.pydantic_ai import toolset  # noqa: E402
-
-ADA = {"key": "ada", "name": "Ada Lovelace"}
-MALFORMED = 'UPSERT CONCEPT ?p { MATCH { type: "Person", key: :key '
 
 
 def scripted(*calls: dict[str, Any], final: str = "done") -> tuple[FunctionModel, list[AgentInfo]]:
@@ -150,17 +147,10 @@ def test_a_client_works_as_a_nexus_does(tmp_path: Path) -> None:
 
 # -- the example: pydantic-ai's loop and OpenAI model, against the stand-in -------
 
-REQUEST = "Remember that Ada Lovelace wrote the first program."
-FINAL = "Noted: Ada Lovelace is in my memory now."
-
 
 @pytest.mark.timeout(180)
 def test_the_example_agent_corrects_itself_against_the_standin(tmp_path: Path) -> None:
-    script = [
-        ToolCall(MALFORMED, ADA, expect="InvalidSyntax"),
-        ToolCall(UPSERT_PERSON, ADA),
-        Answer(FINAL),
-    ]
+    script = corrects_itself()
     # pydantic-ai sends the engine's tools in Chat Completions' shape, and its
     # OpenAI schema transformer gives the open `parameters` object an empty
     # `properties` (it stays open: no additionalProperties is added).

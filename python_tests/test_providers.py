@@ -19,14 +19,11 @@ import pytest
 
 import anda
 from conftest import FIND_PERSON_NAME, UPSERT_PERSON, result
+from example_runner import ADA, FINAL, MALFORMED, REQUEST, corrects_itself
 from provider_standin import API_KEY, Answer, StandIn, ToolCall, call_id, tool_results
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 MODEL = "standin-model"
-REQUEST = "Remember that Ada Lovelace wrote the first program."
-FINAL = "Noted: Ada Lovelace is in my memory now."
-ADA = {"key": "ada", "name": "Ada Lovelace"}
-MALFORMED = 'UPSERT CONCEPT ?p { MATCH { type: "Person", key: :key '
 
 # The example and its arguments, per API.
 AGENTS = {
@@ -99,11 +96,7 @@ def test_agent_writes_memory_through_a_tool_call(api: str, tmp_path: Path) -> No
 @pytest.mark.parametrize("api", APIS)
 def test_agent_gets_the_error_back_and_carries_on(api: str, tmp_path: Path) -> None:
     # The model's first command is malformed; it reads the error and retries.
-    script = [
-        ToolCall(MALFORMED, ADA, expect="InvalidSyntax"),
-        ToolCall(UPSERT_PERSON, ADA),
-        Answer(FINAL),
-    ]
+    script = corrects_itself()
     with StandIn(script, request=REQUEST, model=MODEL) as standin:
         proc = run_agent(api, standin, tmp_path / "memory")
     assert_ran(proc, standin, rounds=3)
