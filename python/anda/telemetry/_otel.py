@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context, metrics, propagate, trace
@@ -82,17 +83,9 @@ class Telemetry:
         primitive: Callable[..., Response],
         args: tuple[Any, ...],
     ) -> Response:
-        observed = _Call(self, memory, call, subject, parameters)
-        token = context.attach(trace.set_span_in_context(observed.span))
-        try:
+        with self._observed(memory, call, subject, parameters) as observed:
             response = primitive(*args)
-        except BaseException as err:
-            observed.raised(err)
-            raise
-        else:
             observed.answered(response)
-        finally:
-            context.detach(token)
         return response
 
     async def call_async(
@@ -104,18 +97,25 @@ class Telemetry:
         primitive: Callable[..., Awaitable[Response]],
         args: tuple[Any, ...],
     ) -> Response:
+        with self._observed(memory, call, subject, parameters) as observed:
+            response = await primitive(*args)
+            observed.answered(response)
+        return response
+
+    @contextmanager
+    def _observed(
+        self, memory: BaseMemory, call: str, subject: Any, parameters: Any
+    ) -> Iterator[_Call]:
+        """The call's span, current while the call runs; an exception ends it."""
         observed = _Call(self, memory, call, subject, parameters)
         token = context.attach(trace.set_span_in_context(observed.span))
         try:
-            response = await primitive(*args)
+            yield observed
         except BaseException as err:
             observed.raised(err)
             raise
-        else:
-            observed.answered(response)
         finally:
             context.detach(token)
-        return response
 
     # -- HTTP --------------------------------------------------------------------------
 
