@@ -27,6 +27,7 @@ from anda.errors import AndaError, MemoryClosedError, first_error
 from anda.server import _audit, _wire
 from anda.server._feed import Feeds
 from anda.server._guard import CALLER, Guard, checked_keys, mcp_caller, request_caller
+from anda.server._list_logs import answer as answer_list_logs
 from anda.server._shield import Detached
 from anda.server._telemetry import ObservedRequests
 from anda.view import _web as _view
@@ -210,7 +211,7 @@ async def _list_logs(
         return _answer(400, invalid_envelope("missing field `params`"))
     params = payload["params"]
     status, response = await asyncio.to_thread(
-        _audit.list_logs_answer, log, params, caller, per_caller=per_caller
+        answer_list_logs, log, params, caller, per_caller=per_caller
     )
     _audit.note_call(_audit.LIST_LOGS, params, response)
     return _answer(status, response)
