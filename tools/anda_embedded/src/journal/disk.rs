@@ -3,7 +3,7 @@
 //! The journal's appends and syncs and a checkpoint's files all go through
 //! [`Disk`], so that the power-cut harness (`tools/reliability/powercut.py`)
 //! can record them: with `ANDA_POWERCUT_TRACE` naming a file, each change is
-//! written there as one JSON line before it is made, and the harness builds
+//! written there as one JSON line as it is made, and the harness builds
 //! the disk states a power cut could leave from that record.
 use super::format::Sealed;
 use std::{
@@ -45,7 +45,7 @@ impl Disk {
         self.trace.is_some()
     }
 
-    /// Records one change (a JSON object's members) before it is made.
+    /// Records one change (a JSON object's members) as it is made.
     fn record(&self, members: std::fmt::Arguments<'_>) {
         if let Some(trace) = &self.trace {
             let mut trace = trace.lock().unwrap_or_else(|p| p.into_inner());
@@ -142,11 +142,18 @@ impl Disk {
     pub(crate) fn put(&self, key: &str, data: &[u8]) -> io::Result<()> {
         let path = self.root.join(key);
         let parent = path.parent().expect("a key names a file below the root");
-        self.create_directories(parent)?;
         let staging = PathBuf::from(format!("{}{STAGING_SUFFIX}", path.display()));
         let staged = self.relative(&staging).into_owned();
+        // Most parents exist (a replaced object's own directory): asking
+        // first would cost every put a `statx`.
+        let mut file = match File::create(&staging) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                self.create_directories(parent)?;
+                File::create(&staging)?
+            }
+            created => created?,
+        };
         self.record(format_args!(r#""op":"create","path":{staged:?}"#));
-        let mut file = File::create(&staging)?;
         self.record(format_args!(
             r#""op":"write","path":{staged:?},"offset":0,"data":"{}""#,
             Hex(data)
@@ -165,20 +172,26 @@ impl Disk {
         Ok(())
     }
 
+    /// Makes `dir` and those above it that are missing, asking the disk
+    /// nothing first: most exist, and a new object's needs one level.
     fn create_directories(&self, dir: &Path) -> io::Result<()> {
-        if dir.is_dir() {
-            return Ok(());
-        }
-        if let Some(parent) = dir.parent() {
-            self.create_directories(parent)?;
-        }
-        self.record(format_args!(
-            r#""op":"mkdir","path":{:?}"#,
-            self.relative(dir)
-        ));
-        match fs::create_dir(dir) {
+        let made = match fs::create_dir(dir) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound && dir != self.root => {
+                self.create_directories(dir.parent().unwrap_or(&self.root))?;
+                fs::create_dir(dir)
+            }
+            made => made,
+        };
+        match made {
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            other => other,
+            Err(err) => Err(err),
+            Ok(()) => {
+                self.record(format_args!(
+                    r#""op":"mkdir","path":{:?}"#,
+                    self.relative(dir)
+                ));
+                Ok(())
+            }
         }
     }
 
