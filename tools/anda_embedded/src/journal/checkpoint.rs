@@ -47,15 +47,18 @@ impl Journal {
     pub(crate) async fn checkpoint(&self) -> Result<(), StoreError> {
         let _only = self.checkpointing.lock().await;
         let mut writer = self.writer.lock().await;
-        let objects = self.snapshot(&mut writer)?;
+        let (objects, through) = self.snapshot(&mut writer)?;
         let set_aside_left = self.root.join(SET_ASIDE_NAME).exists();
         if writer.len == 0 && objects.is_empty() && !set_aside_left {
+            self.written_through(through);
             return Ok(());
         }
         if set_aside_left || writer.len == 0 {
             // A checkpoint that failed left its journal set aside: both files
             // hold operations of these objects, so both go when they are in.
-            self.write_out(objects.clone(), &[SET_ASIDE_NAME, FILE_NAME])?;
+            let written = self.write_out(objects.clone(), &[SET_ASIDE_NAME, FILE_NAME]);
+            self.written_through(through);
+            written?;
             writer.file = None;
             writer.len = 0;
         } else {
@@ -79,6 +82,7 @@ impl Journal {
                 .spawn(move || {
                     lower_priority();
                     let written = journal.write_out(objects, &[SET_ASIDE_NAME]);
+                    journal.written_through(through);
                     if written.is_ok() {
                         journal.prepare_next(used);
                     }
@@ -104,7 +108,9 @@ impl Journal {
 
     /// Every object the journal holds, once every operation on them is in
     /// the synced journal: the batch and the objects are taken together.
-    fn snapshot(&self, writer: &mut Writer) -> Result<Snapshot, StoreError> {
+    /// With them, the number of the last operation they may hold: until
+    /// [`Self::written_through`] it, a put they hold may reach the directory.
+    fn snapshot(&self, writer: &mut Writer) -> Result<(Snapshot, u64), StoreError> {
         let (batch, taken, objects) = {
             let mut state = self.lock();
             if let Some(why) = &state.failed {
@@ -116,10 +122,19 @@ impl Journal {
                 .map(|(path, entry)| (path.clone(), entry.operation, entry.value.clone()))
                 .collect();
             let batch = std::mem::take(&mut state.batch);
+            state.checkpointing_through = state.taken;
             (batch, state.taken, objects)
         };
         self.append(writer, batch, taken)?;
-        Ok(Arc::new(objects))
+        Ok((Arc::new(objects), taken))
+    }
+
+    /// Ends a snapshot's writing: deletes may forget what it held again.
+    fn written_through(&self, through: u64) {
+        let mut state = self.lock();
+        if state.checkpointing_through == through {
+            state.checkpointing_through = 0;
+        }
     }
 
     fn checkpoint_failed(&self, err: String) -> StoreError {

@@ -81,6 +81,9 @@ struct State {
     taken: u64,
     /// Why the journal stopped accepting operations, once a sync failed.
     failed: Option<String>,
+    /// The last operation a running checkpoint may put into the directory
+    /// (0 when none runs).
+    checkpointing_through: u64,
 }
 
 struct Writer {
@@ -184,6 +187,7 @@ impl Journal {
                 batch: format::Batch::default(),
                 taken: 0,
                 failed: None,
+                checkpointing_through: 0,
             }),
             writer: tokio::sync::Mutex::new(Writer {
                 file: None,
@@ -329,6 +333,17 @@ impl Journal {
         });
         if value.is_none() {
             state.batch.push_delete(path.as_ref());
+            // A generation put and retired since the last checkpoint, which
+            // no running checkpoint is writing, never reaches the directory:
+            // forgotten, it leaves the overlay holding live objects only
+            // (MetaStore retires one generation with every put).
+            let unwritten = state.overlay.get(path).is_some_and(|entry| {
+                entry.value.is_some() && entry.operation > state.checkpointing_through
+            });
+            if unwritten && !self.files.may_hold(path.as_ref()) {
+                state.overlay.remove(path);
+                return Ok(None);
+            }
         }
         state.overlay.insert(
             path.clone(),

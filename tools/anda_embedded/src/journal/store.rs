@@ -189,13 +189,17 @@ impl JournalStore {
         })
     }
 
-    /// Deletes `path`. Only a delete the journal already holds reports the
-    /// object missing: asking the directory would cost a file system call
-    /// for each of a commit's many deletes, and an object store may answer a
-    /// delete of a missing object either way.
+    /// Deletes `path`. An object known to be missing (deleted in the
+    /// journal, or in neither the journal nor the files account) is reported
+    /// missing; one the directory may hold is deleted without asking it, as
+    /// that would cost a file system call for each of a commit's many
+    /// deletes (an object store may answer a delete of a missing object
+    /// either way).
     fn delete_one(&self, path: Path) -> Result<Path> {
-        if let Some(None) = self.0.lookup(&path) {
-            return Err(not_found(&path));
+        match self.0.lookup(&path) {
+            Some(None) => return Err(not_found(&path)),
+            None if !self.0.files.may_hold(path.as_ref()) => return Err(not_found(&path)),
+            _ => {}
         }
         self.0.delete(&path)?;
         Ok(path)

@@ -104,9 +104,32 @@ fn an_object_replaced_or_deleted_before_a_checkpoint_never_reaches_the_directory
             store.delete(&Path::from("gen/b/1")).await,
             Err(object_store::Error::NotFound { .. })
         ));
+        // Forgotten, not held as a delete: the overlay keeps live objects.
+        assert!(journal.lookup(&Path::from("gen/b/1")).is_none());
         journal.close().await.unwrap();
         assert!(!scratch.0.join("gen/b/1").exists());
         assert_eq!(std::fs::read(scratch.0.join("gen/b/2")).unwrap(), b"new");
+    });
+}
+
+#[test]
+fn a_generation_retired_while_a_checkpoint_writes_it_leaves_the_directory_too() {
+    let scratch = Scratch::new("retired-while-written");
+    runtime().block_on(async {
+        let (journal, store) = open(&scratch.0).await;
+        let path = Path::from("gen/c/1");
+        store.put(&path, "first".into()).await.unwrap();
+        // A checkpoint takes it in its snapshot; it is retired meanwhile,
+        // then the checkpoint's thread puts the snapshot's copy in place.
+        let taken = journal.lock().taken;
+        journal.lock().checkpointing_through = taken;
+        store.delete(&path).await.unwrap();
+        journal.disk.put(path.as_ref(), b"first").unwrap();
+        journal.files.added(path.as_ref());
+        journal.lock().checkpointing_through = 0;
+        assert!(read(&store, "gen/c/1").await.is_none());
+        journal.close().await.unwrap();
+        assert!(!scratch.0.join("gen/c").exists());
     });
 }
 
