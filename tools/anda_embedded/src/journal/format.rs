@@ -33,6 +33,9 @@ pub(crate) enum Operation {
 /// Payloads shorter than this are copied into the batch's framing; longer
 /// ones are written from where the engine left them.
 const COPIED_PAYLOAD: usize = 4096;
+/// Framing is closed into a part once it is this long: one buffer grown to
+/// a commit's size was reallocated into fresh (zeroed) memory every commit.
+const FRAMING_PART: usize = 16 << 10;
 
 /// A batch being gathered: its operations as the parts to write (framing,
 /// and payloads taken as they came rather than copied), and their length and
@@ -58,6 +61,9 @@ impl Batch {
             .extend_from_slice(&(data.len() as u64).to_le_bytes());
         if data.len() < COPIED_PAYLOAD {
             self.framing.extend_from_slice(data);
+            if self.framing.len() >= FRAMING_PART {
+                self.close_framing();
+            }
         } else {
             self.close_framing();
             self.crc.update(data);
@@ -68,6 +74,9 @@ impl Batch {
 
     pub(crate) fn push_delete(&mut self, path: &str) {
         self.push_path(DELETE, path);
+        if self.framing.len() >= FRAMING_PART {
+            self.close_framing();
+        }
     }
 
     fn push_path(&mut self, kind: u8, path: &str) {
@@ -79,7 +88,10 @@ impl Batch {
 
     fn close_framing(&mut self) {
         if !self.framing.is_empty() {
-            let framing = std::mem::take(&mut self.framing);
+            let framing = std::mem::replace(
+                &mut self.framing,
+                Vec::with_capacity(FRAMING_PART + COPIED_PAYLOAD),
+            );
             self.crc.update(&framing);
             self.len += framing.len();
             self.parts.push(Bytes::from(framing));
@@ -351,6 +363,33 @@ mod tests {
             ]
         );
         assert_eq!(read.last_sequence, Some(3));
+    }
+
+    #[test]
+    fn many_short_operations_are_framed_in_bounded_parts_and_read_back() {
+        let mut gathered = Batch::default();
+        let short = Bytes::from(vec![7u8; COPIED_PAYLOAD - 1]);
+        for i in 0..40 {
+            gathered.push_put(&format!("meta/{i}"), &short);
+            gathered.push_delete(&format!("gen/{i}/0"));
+        }
+        let sealed = gathered.seal(0);
+        let parts: Vec<usize> = sealed.slices().skip(1).map(<[u8]>::len).collect();
+        assert!(parts.len() > 5, "{parts:?}");
+        assert!(
+            parts
+                .iter()
+                .all(|len| *len < FRAMING_PART + 2 * COPIED_PAYLOAD)
+        );
+        let read = read(Bytes::from(sealed.to_vec())).unwrap();
+        assert_eq!(read.operations.len(), 80);
+        assert_eq!(
+            read.operations[78],
+            Operation::Put {
+                path: "meta/39".into(),
+                data: short,
+            }
+        );
     }
 
     #[test]
