@@ -101,13 +101,31 @@ fn range_error(source: impl std::error::Error + Send + Sync + 'static) -> object
     }
 }
 
+/// What is known of the object at a path without asking the disk.
+enum Known {
+    /// The journal holds it (`None`: deleted).
+    Journaled(Option<Stored>),
+    /// Neither the journal nor the directory holds it.
+    Absent,
+    /// The directory may hold it.
+    AskTheDirectory,
+}
+
 impl JournalStore {
+    fn known(&self, path: &Path) -> Known {
+        match self.0.lookup(path) {
+            Some(value) => Known::Journaled(value),
+            None if !self.0.files.may_hold(path.as_ref()) => Known::Absent,
+            None => Known::AskTheDirectory,
+        }
+    }
+
     /// Whether an object is at `path`, in the journal or the directory.
     fn exists(&self, path: &Path) -> Result<bool> {
-        match self.0.lookup(path) {
-            Some(value) => Ok(value.is_some()),
-            None if !self.0.files.may_hold(path.as_ref()) => Ok(false),
-            None => match DirectoryFile::of(self, path)?.meta(path) {
+        match self.known(path) {
+            Known::Journaled(value) => Ok(value.is_some()),
+            Known::Absent => Ok(false),
+            Known::AskTheDirectory => match DirectoryFile::of(self, path)?.meta(path) {
                 Ok(_) => Ok(true),
                 Err(object_store::Error::NotFound { .. }) => Ok(false),
                 Err(err) => Err(err),
@@ -117,13 +135,13 @@ impl JournalStore {
 
     /// What the journal or the directory holds at `path`.
     fn read(&self, path: &Path, options: &GetOptions) -> Result<(ObjectMeta, Range<u64>, Bytes)> {
-        let (meta, stored) = match self.0.lookup(path) {
-            Some(None) => return Err(not_found(path)),
-            Some(Some(stored)) => (object_meta(path, &stored), Some(stored)),
-            None if !self.0.files.may_hold(path.as_ref()) => {
+        let (meta, stored) = match self.known(path) {
+            Known::Journaled(None) => return Err(not_found(path)),
+            Known::Journaled(Some(stored)) => (object_meta(path, &stored), Some(stored)),
+            Known::Absent => {
                 return Err(not_found_because(path, std::io::ErrorKind::NotFound.into()));
             }
-            None => (DirectoryFile::of(self, path)?.meta(path)?, None),
+            Known::AskTheDirectory => (DirectoryFile::of(self, path)?.meta(path)?, None),
         };
         options.check_preconditions(&meta)?;
         let range = match &options.range {
@@ -196,10 +214,8 @@ impl JournalStore {
     /// deletes (an object store may answer a delete of a missing object
     /// either way).
     fn delete_one(&self, path: Path) -> Result<Path> {
-        match self.0.lookup(&path) {
-            Some(None) => return Err(not_found(&path)),
-            None if !self.0.files.may_hold(path.as_ref()) => return Err(not_found(&path)),
-            _ => {}
+        if let Known::Journaled(None) | Known::Absent = self.known(&path) {
+            return Err(not_found(&path));
         }
         self.0.delete(&path)?;
         Ok(path)
