@@ -159,12 +159,6 @@ impl Journal {
                     self.sums.record(path.as_ref(), &stored.data);
                     self.files.added(path.as_ref());
                 }),
-                // A generation written and retired since the last checkpoint
-                // never reached the directory: most deletes, costing no call.
-                None if !self.files.may_hold(path.as_ref()) => {
-                    self.sums.forget(path.as_ref());
-                    Ok(())
-                }
                 None => self.disk.delete(path.as_ref()).map(|()| {
                     self.sums.forget(path.as_ref());
                     self.files.removed(path.as_ref());

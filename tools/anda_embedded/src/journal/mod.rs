@@ -273,8 +273,9 @@ impl Journal {
                         message: format!("the journal names an invalid path {path:?}: {err}"),
                     }])
                 })?;
-                state.overlay.insert(
-                    path,
+                self.hold(
+                    &mut state,
+                    &path,
                     Entry {
                         operation: number,
                         value,
@@ -333,26 +334,34 @@ impl Journal {
         });
         if value.is_none() {
             state.batch.push_delete(path.as_ref());
-            // A generation put and retired since the last checkpoint, which
-            // no running checkpoint is writing, never reaches the directory:
-            // forgotten, it leaves the overlay holding live objects only
-            // (MetaStore retires one generation with every put).
-            let unwritten = state.overlay.get(path).is_some_and(|entry| {
-                entry.value.is_some() && entry.operation > state.checkpointing_through
-            });
-            if unwritten && !self.files.may_hold(path.as_ref()) {
-                state.overlay.remove(path);
-                return Ok(None);
-            }
         }
-        state.overlay.insert(
-            path.clone(),
+        self.hold(
+            &mut state,
+            path,
             Entry {
                 operation: number,
                 value: value.clone(),
             },
         );
         Ok(value)
+    }
+
+    /// Puts an operation's outcome in the overlay. A delete of a generation
+    /// put since the last checkpoint, which no running checkpoint is
+    /// writing, never reaches the directory: it is forgotten, so the overlay
+    /// holds live objects and deletes of files the directory may hold, not
+    /// every generation MetaStore minted and retired (one with every put).
+    fn hold(&self, state: &mut State, path: &Path, entry: Entry) {
+        if entry.value.is_none() {
+            let unwritten = state.overlay.get(path).is_some_and(|held| {
+                held.value.is_some() && held.operation > state.checkpointing_through
+            });
+            if unwritten && !self.files.may_hold(path.as_ref()) {
+                state.overlay.remove(path);
+                return;
+            }
+        }
+        state.overlay.insert(path.clone(), entry);
     }
 
     pub(crate) fn put(&self, path: &Path, data: Bytes) -> object_store::Result<Stored> {
