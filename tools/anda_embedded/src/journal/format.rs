@@ -61,9 +61,6 @@ impl Batch {
             .extend_from_slice(&(data.len() as u64).to_le_bytes());
         if data.len() < COPIED_PAYLOAD {
             self.framing.extend_from_slice(data);
-            if self.framing.len() >= FRAMING_PART {
-                self.close_framing();
-            }
         } else {
             self.close_framing();
             self.crc.update(data);
@@ -74,12 +71,15 @@ impl Batch {
 
     pub(crate) fn push_delete(&mut self, path: &str) {
         self.push_path(DELETE, path);
-        if self.framing.len() >= FRAMING_PART {
-            self.close_framing();
-        }
     }
 
     fn push_path(&mut self, kind: u8, path: &str) {
+        if self.framing.len() >= FRAMING_PART {
+            self.close_framing();
+        }
+        if self.framing.is_empty() {
+            self.framing.reserve(FRAMING_PART + COPIED_PAYLOAD);
+        }
         self.framing.push(kind);
         self.framing
             .extend_from_slice(&(path.len() as u32).to_le_bytes());
@@ -88,10 +88,7 @@ impl Batch {
 
     fn close_framing(&mut self) {
         if !self.framing.is_empty() {
-            let framing = std::mem::replace(
-                &mut self.framing,
-                Vec::with_capacity(FRAMING_PART + COPIED_PAYLOAD),
-            );
+            let framing = std::mem::take(&mut self.framing);
             self.crc.update(&framing);
             self.len += framing.len();
             self.parts.push(Bytes::from(framing));
