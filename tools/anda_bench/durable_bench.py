@@ -2,9 +2,12 @@
 store, in one run, on the same machine (fsync latency varies tenfold between
 moments of a shared machine, so only ratios within one run mean anything).
 
-- one write (median of single UPSERTs) at 1k and 10k concepts, each kind;
-- 4 threads writing each kind (three alternated rounds, medians), and 1 and
-  8 threads writing one directory store;
+- one write (median of single UPSERTs) and 4 threads writing, at 1k and 10k
+  concepts, each kind (three alternated rounds, medians);
+- at 1k concepts, 4 threads writing each kind and, in a ``bench`` build, an
+  in-memory store behind the sidecar layout a directory store uses (MetaStore,
+  no journal, no disk: the most that layout allows), then 1 and 8 threads
+  writing one directory store;
 - ``bulk_write`` into each kind;
 - reopening after a SIGKILL that left a full journal, at 10k concepts;
 - what one commit costs the disk: syncs (``strace -c``) and bytes written
@@ -24,6 +27,7 @@ with a full journal under 2 s at 10k concepts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -34,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +46,8 @@ import anda
 
 UPSERT = 'UPSERT CONCEPT ?p { MATCH { type: "Person", key: :key } SET FIELDS { name: :name } }'
 JOURNAL = "anda.journal"
+# Read by a `bench` build as an in-memory store opens (tools/anda_embedded/src/storage.rs).
+LAYOUT_IN_MEMORY = "ANDA_BENCH_LAYOUT_IN_MEMORY"
 
 
 def load(nexus: anda.Nexus, first: int, last: int) -> None:
@@ -73,9 +80,22 @@ def writes_per_second(nexus: anda.Nexus, threads: int, per_thread: int, tag: str
     return round(threads * per_thread / (time.perf_counter() - started), 1)
 
 
-def latency(sizes: list[int], count: int, work: Path) -> list[dict[str, Any]]:
+def alternated(
+    stores: dict[str, anda.Nexus], prefix: str, measure: Callable[[anda.Nexus, str], float]
+) -> dict[str, list[float]]:
+    """``measure(nexus, tag)`` for each store, over three rounds that alternate
+    the kinds so that a slow moment of the machine hits each; tags are unique."""
+    rounds: dict[str, list[float]] = {kind: [] for kind in stores}
+    for round_ in range(3):
+        for kind, nexus in stores.items():
+            rounds[kind].append(measure(nexus, f"{prefix}-{kind}{round_}"))
+    return rounds
+
+
+def latency(sizes: list[int], count: int, per_thread: int, work: Path) -> list[dict[str, Any]]:
     rows = []
     memory, directory = anda.Nexus(), anda.Nexus(work / "latency")
+    stores = {"memory": memory, "directory": directory}
     stored = 0
     try:
         for size in sizes:
@@ -88,12 +108,15 @@ def latency(sizes: list[int], count: int, work: Path) -> list[dict[str, Any]]:
             started = time.perf_counter()
             directory.flush()
             checkpoint_s = round(time.perf_counter() - started, 2)
-            # Alternate the kinds so that a slow moment of the machine hits both.
-            ms = {"memory": [], "directory": []}
-            for round_ in range(3):
-                for kind, nexus in (("memory", memory), ("directory", directory)):
-                    ms[kind].append(single_write_ms(nexus, f"s{size}-{round_}", count))
+            ms = alternated(
+                stores, f"s{size}", lambda nexus, tag: single_write_ms(nexus, tag, count)
+            )
+            rates = alternated(
+                stores, f"t{size}", lambda nexus, tag: writes_per_second(nexus, 4, per_thread, tag)
+            )
             mem, disk = statistics.median(ms["memory"]), statistics.median(ms["directory"])
+            mem_rate = statistics.median(rates["memory"])
+            disk_rate = statistics.median(rates["directory"])
             rows.append(
                 {
                     "concepts": size,
@@ -101,6 +124,9 @@ def latency(sizes: list[int], count: int, work: Path) -> list[dict[str, Any]]:
                     "directory_ms": disk,
                     "ratio": round(disk / mem, 2),
                     "target": 1.5 if size <= 1000 else 1.2,
+                    "memory_4_threads_writes_per_s": mem_rate,
+                    "directory_4_threads_writes_per_s": disk_rate,
+                    "ratio_4_threads": round(disk_rate / mem_rate, 2),
                     "checkpoint_after_load_s": checkpoint_s,
                 }
             )
@@ -110,30 +136,52 @@ def latency(sizes: list[int], count: int, work: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def layout_in_memory() -> anda.Nexus | None:
+    """An in-memory store behind MetaStore's sidecar layout, as a directory
+    store's objects are, with no journal and no disk beneath: what the layout
+    alone costs. Only a ``bench`` build (``nox -s bench``) has it."""
+    import anda._anda
+
+    if not hasattr(anda._anda, "_execute_timed"):
+        return None
+    os.environ[LAYOUT_IN_MEMORY] = "1"
+    try:
+        return anda.Nexus()
+    finally:
+        del os.environ[LAYOUT_IN_MEMORY]
+
+
 def threads(per_thread: int, work: Path) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    with anda.Nexus() as memory, anda.Nexus(work / "threads") as directory:
-        load(memory, 0, 1000)
-        load(directory, 0, 1000)
-        directory.flush()
-        # Four threads on each kind, alternated over three rounds so that a
-        # slow moment of the machine hits both; the medians are compared.
-        rounds: dict[str, list[float]] = {"memory": [], "directory": []}
-        for round_ in range(3):
-            for kind, nexus in (("memory", memory), ("directory", directory)):
-                rate = writes_per_second(nexus, 4, per_thread, f"{kind}4-{round_}")
-                rounds[kind].append(rate)
+    with contextlib.ExitStack() as opened:
+        memory = opened.enter_context(anda.Nexus())
+        directory = opened.enter_context(anda.Nexus(work / "threads"))
+        stores = {"memory": memory, "directory": directory}
+        layout = layout_in_memory()
+        if layout is not None:
+            stores["layout"] = opened.enter_context(layout)
+        for nexus in stores.values():
+            load(nexus, 0, 1000)
+            nexus.flush()
+        rounds = alternated(
+            stores, "t", lambda nexus, tag: writes_per_second(nexus, 4, per_thread, tag)
+        )
         for count in (1, 8):
             figures[f"directory_{count}_threads_writes_per_s"] = writes_per_second(
                 directory, count, per_thread, f"d{count}"
             )
-    figures["memory_4_threads_writes_per_s"] = statistics.median(rounds["memory"])
-    figures["directory_4_threads_writes_per_s"] = statistics.median(rounds["directory"])
+    for kind, rates in rounds.items():
+        figures[f"{kind}_4_threads_writes_per_s"] = statistics.median(rates)
     figures["rounds_4_threads"] = rounds
-    figures["ratio_4_threads"] = round(
-        figures["directory_4_threads_writes_per_s"] / figures["memory_4_threads_writes_per_s"], 2
-    )
+    memory_rate = figures["memory_4_threads_writes_per_s"]
+    figures["ratio_4_threads"] = round(figures["directory_4_threads_writes_per_s"] / memory_rate, 2)
     figures["target_4_threads"] = 0.8
+    if "layout" in rounds:
+        # The same writes with MetaStore's work and none of the journal's or
+        # the disk's: the most a directory store in this layout can reach.
+        figures["ratio_4_threads_layout_in_memory"] = round(
+            figures["layout_4_threads_writes_per_s"] / memory_rate, 2
+        )
     return figures
 
 
@@ -309,10 +357,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="anda-durable-bench-"))
     try:
         figures: dict[str, Any] = {"engine": anda.ENGINE_VERSION}
+        per_thread = 10 if quick else 40
         figures["single_write"] = latency(
-            [1000, 3000 if quick else 10_000], 15 if quick else 30, work
+            [1000, 3000 if quick else 10_000], 15 if quick else 30, per_thread, work
         )
-        figures["threads"] = threads(10 if quick else 40, work)
+        figures["threads"] = threads(per_thread, work)
         figures["bulk_write"] = bulk(2000 if quick else 10_000, work)
         figures["reopen_after_crash"] = reopen_after_crash(
             3000 if quick else 10_000, (8 if quick else 63) << 20, work
@@ -328,7 +377,9 @@ def main() -> None:
         print(
             f"one write at {row['concepts']:,} concepts: memory {row['memory_ms']} ms, "
             f"directory {row['directory_ms']} ms ({row['ratio']}x; target <= {row['target']}x); "
-            f"the load's checkpoint {row['checkpoint_after_load_s']} s"
+            f"the load's checkpoint {row['checkpoint_after_load_s']} s; 4 threads: memory "
+            f"{row['memory_4_threads_writes_per_s']}/s, directory "
+            f"{row['directory_4_threads_writes_per_s']}/s ({row['ratio_4_threads']}x)"
         )
     t = figures["threads"]
     rates = ", ".join(f"{n} {t[f'directory_{n}_threads_writes_per_s']}/s" for n in (1, 4, 8))
@@ -336,6 +387,12 @@ def main() -> None:
         f"threads writing one directory store: {rates}; 4 in memory "
         f"{t['memory_4_threads_writes_per_s']}/s ({t['ratio_4_threads']}x; target >= 0.8x)"
     )
+    if "ratio_4_threads_layout_in_memory" in t:
+        print(
+            f"4 threads on memory behind the sidecar layout, no journal, no disk: "
+            f"{t['layout_4_threads_writes_per_s']}/s ({t['ratio_4_threads_layout_in_memory']}x "
+            "of memory: the most this layout allows)"
+        )
     b = figures["bulk_write"]
     rates = f"memory {b['memory_writes_per_s']}/s, directory {b['directory_writes_per_s']}/s"
     print(f"bulk_write: {rates}")
