@@ -4,10 +4,8 @@ moments of a shared machine, so only ratios within one run mean anything).
 
 - one write (median of single UPSERTs) and 4 threads writing, at 1k and 10k
   concepts, each kind (three alternated rounds, medians);
-- at 1k concepts, 4 threads writing each kind and, in a ``bench`` build, an
-  in-memory store behind the sidecar layout a directory store uses (MetaStore,
-  no journal, no disk: the most that layout allows), then 1 and 8 threads
-  writing one directory store;
+- at 1k concepts, 4 threads writing each kind, then 1 and 8 threads writing
+  one directory store;
 - ``bulk_write`` into each kind;
 - reopening after a SIGKILL that left a full journal, at 10k concepts;
 - what one commit costs the disk: syncs (``strace -c``) and bytes written
@@ -27,7 +25,6 @@ with a full journal under 2 s at 10k concepts.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
@@ -46,8 +43,6 @@ import anda
 
 UPSERT = 'UPSERT CONCEPT ?p { MATCH { type: "Person", key: :key } SET FIELDS { name: :name } }'
 JOURNAL = "anda.journal"
-# Read by a `bench` build as an in-memory store opens (tools/anda_embedded/src/storage.rs).
-LAYOUT_IN_MEMORY = "ANDA_BENCH_LAYOUT_IN_MEMORY"
 
 
 def load(nexus: anda.Nexus, first: int, last: int) -> None:
@@ -136,30 +131,10 @@ def latency(sizes: list[int], count: int, per_thread: int, work: Path) -> list[d
     return rows
 
 
-def layout_in_memory() -> anda.Nexus | None:
-    """An in-memory store behind MetaStore's sidecar layout, as a directory
-    store's objects are, with no journal and no disk beneath: what the layout
-    alone costs. Only a ``bench`` build (``nox -s bench``) has it."""
-    import anda._anda
-
-    if not hasattr(anda._anda, "_execute_timed"):
-        return None
-    os.environ[LAYOUT_IN_MEMORY] = "1"
-    try:
-        return anda.Nexus()
-    finally:
-        del os.environ[LAYOUT_IN_MEMORY]
-
-
 def threads(per_thread: int, work: Path) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    with contextlib.ExitStack() as opened:
-        memory = opened.enter_context(anda.Nexus())
-        directory = opened.enter_context(anda.Nexus(work / "threads"))
+    with anda.Nexus() as memory, anda.Nexus(work / "threads") as directory:
         stores = {"memory": memory, "directory": directory}
-        layout = layout_in_memory()
-        if layout is not None:
-            stores["layout"] = opened.enter_context(layout)
         for nexus in stores.values():
             load(nexus, 0, 1000)
             nexus.flush()
@@ -176,12 +151,6 @@ def threads(per_thread: int, work: Path) -> dict[str, Any]:
     memory_rate = figures["memory_4_threads_writes_per_s"]
     figures["ratio_4_threads"] = round(figures["directory_4_threads_writes_per_s"] / memory_rate, 2)
     figures["target_4_threads"] = 0.8
-    if "layout" in rounds:
-        # The same writes with MetaStore's work and none of the journal's or
-        # the disk's: the most a directory store in this layout can reach.
-        figures["ratio_4_threads_layout_in_memory"] = round(
-            figures["layout_4_threads_writes_per_s"] / memory_rate, 2
-        )
     return figures
 
 
@@ -387,12 +356,6 @@ def main() -> None:
         f"threads writing one directory store: {rates}; 4 in memory "
         f"{t['memory_4_threads_writes_per_s']}/s ({t['ratio_4_threads']}x; target >= 0.8x)"
     )
-    if "ratio_4_threads_layout_in_memory" in t:
-        print(
-            f"4 threads on memory behind the sidecar layout, no journal, no disk: "
-            f"{t['layout_4_threads_writes_per_s']}/s ({t['ratio_4_threads_layout_in_memory']}x "
-            "of memory: the most this layout allows)"
-        )
     b = figures["bulk_write"]
     rates = f"memory {b['memory_writes_per_s']}/s, directory {b['directory_writes_per_s']}/s"
     print(f"bulk_write: {rates}")

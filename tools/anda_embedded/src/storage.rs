@@ -85,7 +85,7 @@ impl Storage {
     ) -> Result<Self, StoreError> {
         Ok(match location {
             Location::InMemory => Self {
-                objects: in_memory_objects(),
+                objects: Arc::new(InMemory::new()),
                 lease: None,
                 lock: None,
                 journal: None,
@@ -153,19 +153,6 @@ impl Storage {
             }
         })
     }
-}
-
-/// Process memory's objects. In a `bench` build with
-/// `ANDA_BENCH_LAYOUT_IN_MEMORY` set they sit behind MetaStore, as a
-/// directory store's do, with no journal and no disk beneath: what the
-/// sidecar layout alone costs, which tools/anda_bench/durable_bench.py sets
-/// beside a directory store.
-fn in_memory_objects() -> Arc<dyn ObjectStore> {
-    #[cfg(feature = "bench")]
-    if std::env::var_os("ANDA_BENCH_LAYOUT_IN_MEMORY").is_some() {
-        return Arc::new(MetaStoreBuilder::new(InMemory::new(), META_CACHE_CAPACITY).build());
-    }
-    Arc::new(InMemory::new())
 }
 
 /// Whether a directory exists and holds anything at all.
