@@ -70,8 +70,9 @@ pub struct EmbeddedNexus {
     pub(crate) name: String,
     faults: Option<FaultHandle>,
     lease: Option<lease::Lease>,
-    /// A directory store's journal: synced at every acknowledgement.
-    journal: Option<Arc<journal::Journal>>,
+    /// A directory store's held writes and journal: passed down and synced
+    /// at every acknowledgement.
+    journal: Option<journal::Staged>,
     // Held for as long as the store is open; released on drop.
     _lock: Option<DirectoryLock>,
 }
@@ -362,8 +363,9 @@ impl EmbeddedNexus {
 
     /// Makes every write so far durable: the end of each call that tells its
     /// caller "done" (the executes, tool calls, bulk chunks, package installs,
-    /// capsule imports). On a directory store that is one sync of its
-    /// journal, shared by the calls that arrive meanwhile; other stores have
+    /// capsule imports). On a directory store the writes held since the
+    /// last one pass into its journal, and it is synced once, shared by the
+    /// calls that arrive meanwhile; other stores have
     /// made each write durable already.
     ///
     /// Fails with [`StoreError::OutcomeUnknown`] when the sync fails: the
@@ -393,10 +395,7 @@ impl EmbeddedNexus {
             .map_err(|err| err.to_string())
             .map_err(engine_error("flush failed"))?;
         match &self.journal {
-            Some(journal) => {
-                journal.sync().await?;
-                journal.checkpoint().await
-            }
+            Some(journal) => journal.checkpoint().await,
             None => Ok(()),
         }
     }

@@ -39,7 +39,8 @@ pub(crate) struct Storage {
     pub(crate) objects: Arc<dyn ObjectStore>,
     pub(crate) lease: Option<lease::Lease>,
     pub(crate) lock: Option<DirectoryLock>,
-    pub(crate) journal: Option<Arc<journal::Journal>>,
+    /// A directory store's writes, made durable at each acknowledgement.
+    pub(crate) journal: Option<journal::Staged>,
 }
 
 impl Storage {
@@ -139,16 +140,19 @@ impl Storage {
                 // AndaDB commits with conditional puts, which a bare local file
                 // system does not offer; MetaStore adds them (the layout AndaDB's
                 // own local examples use).
-                let store = MetaStoreBuilder::new(
+                let layout = MetaStoreBuilder::new(
                     journal::JournalStore(journal.clone()),
                     META_CACHE_CAPACITY,
                 )
                 .build();
+                // A commit's writes wait above the layout until it is acknowledged
+                // (journal/staged.rs).
+                let staged = journal::Staged::new(layout, journal);
                 Self {
-                    objects: Arc::new(store),
+                    objects: Arc::new(staged.clone()),
                     lease: None,
                     lock: Some(lock),
-                    journal: Some(journal),
+                    journal: Some(staged),
                 }
             }
         })

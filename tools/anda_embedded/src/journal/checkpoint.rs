@@ -46,8 +46,10 @@ impl Journal {
     /// on into a new one while the objects are written.
     pub(crate) async fn checkpoint(&self) -> Result<(), StoreError> {
         let _only = self.checkpointing.lock().await;
+        let passing = self.passing.lock().await;
         let mut writer = self.writer.lock().await;
         let (objects, through) = self.snapshot(&mut writer)?;
+        drop(passing);
         let set_aside_left = self.root.join(SET_ASIDE_NAME).exists();
         if writer.len == 0 && objects.is_empty() && !set_aside_left {
             self.written_through(through);

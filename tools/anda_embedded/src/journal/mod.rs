@@ -7,7 +7,9 @@
 //! listings see it first, and gathered into the next batch of one journal
 //! file. A call that tells its caller "done" ends in [`Journal::sync`]: the
 //! batch is appended and made durable with one `fdatasync`, and calls that
-//! arrive meanwhile share the next one (group commit).
+//! arrive meanwhile share the next one (group commit). Above MetaStore,
+//! [`Staged`] holds what the engine writes until that point and passes it
+//! down then, outside the engine's lock (`staged.rs`).
 //!
 //! Files reach the directory only at a checkpoint, after the journal holding
 //! them is durable: when the journal passes [`checkpoint::CHECKPOINT_BYTES`],
@@ -17,12 +19,14 @@
 //! checkpoint writes each object's latest state, syncs them, then removes
 //! the journal. A process that stops before that leaves the journal behind,
 //! and the next open replays it into the directory before AndaDB reads
-//! anything: the durable state is always a prefix of the operations, which is
-//! what AndaDB's own recovery expects of a store that stopped mid-commit.
+//! anything: the durable state is always what a prefix of the engine's
+//! writes left, which is what AndaDB's own recovery expects of a store that
+//! stopped mid-commit.
 mod checkpoint;
 mod disk;
 mod files;
 mod format;
+mod staged;
 mod store;
 pub(crate) mod sums;
 #[cfg(test)]
@@ -34,6 +38,7 @@ use chrono::{DateTime, Utc};
 use disk::Disk;
 use format::Operation;
 use object_store::{local::LocalFileSystem, path::Path};
+pub(crate) use staged::Staged;
 use std::{
     collections::HashMap,
     fs::File,
@@ -110,6 +115,10 @@ pub(crate) struct Journal {
     durable: AtomicU64,
     /// Held by the one checkpoint that runs at a time.
     checkpointing: tokio::sync::Mutex<()>,
+    /// Held while writes are passed into the journal and synced
+    /// (`staged.rs`), and while anything takes the batch to append it: a
+    /// batch holds whole passes, so a stop never leaves half of one.
+    pub(crate) passing: tokio::sync::Mutex<()>,
     /// Whether a checkpoint task is already started.
     checkpoint_started: AtomicBool,
     /// Set when the store is closed or failed to open: nothing more is written.
@@ -147,6 +156,16 @@ pub fn unreplayed_bytes(root: &std::path::Path) -> u64 {
             }
         })
         .sum()
+}
+
+fn refusal(state: &State) -> object_store::Result<()> {
+    match &state.failed {
+        Some(why) => Err(object_store::Error::Generic {
+            store: "anda journal",
+            source: format!("{why}; the store takes no more writes until it is reopened").into(),
+        }),
+        None => Ok(()),
+    }
 }
 
 impl Journal {
@@ -196,6 +215,7 @@ impl Journal {
             }),
             durable: AtomicU64::new(0),
             checkpointing: tokio::sync::Mutex::new(()),
+            passing: tokio::sync::Mutex::new(()),
             checkpoint_started: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             next_ready: AtomicBool::new(false),
@@ -313,15 +333,20 @@ impl Journal {
             .collect()
     }
 
+    /// Refuses a write once a sync failed.
+    pub(crate) fn check_writable(&self) -> object_store::Result<()> {
+        refusal(&self.lock())
+    }
+
+    /// Refuses every write and sync from now on: what the engine was told
+    /// is done may not be in the journal, until a reopen replays it.
+    pub(crate) fn fail(&self, why: String) {
+        self.lock().failed.get_or_insert(why);
+    }
+
     fn take(&self, path: &Path, data: Option<Bytes>) -> object_store::Result<Option<Stored>> {
         let mut state = self.lock();
-        if let Some(why) = &state.failed {
-            return Err(object_store::Error::Generic {
-                store: "anda journal",
-                source: format!("{why}; the store takes no more writes until it is reopened")
-                    .into(),
-            });
-        }
+        refusal(&state)?;
         state.taken += 1;
         let number = state.taken;
         let value = data.map(|data| {
@@ -374,6 +399,7 @@ impl Journal {
 
     /// Makes every operation taken so far durable: the acknowledgement
     /// point of a call. Calls that arrive while a sync runs share the next.
+    /// Called with [`Self::passing`] held.
     pub(crate) async fn sync(&self) -> Result<(), StoreError> {
         let synced = self.sync_taken().await;
         if synced.is_ok() {
@@ -438,7 +464,7 @@ impl Journal {
                     "anda could not make a write durable in {}: {err}",
                     self.root.join(FILE_NAME).display()
                 );
-                self.lock().failed = Some(why.clone());
+                self.fail(why.clone());
                 Err(StoreError::OutcomeUnknown(why))
             }
         }
@@ -476,7 +502,10 @@ impl Journal {
     /// AndaDB's own layout, with no journal.
     pub(crate) async fn close(&self) -> Result<(), StoreError> {
         self.closing.store(true, Ordering::Release);
-        self.sync().await?;
+        {
+            let _passing = self.passing.lock().await;
+            self.sync().await?;
+        }
         self.checkpoint().await?;
         self.finished.store(true, Ordering::Release);
         self.next_ready.store(false, Ordering::Release);

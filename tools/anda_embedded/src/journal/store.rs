@@ -22,7 +22,7 @@ impl std::fmt::Display for JournalStore {
     }
 }
 
-fn not_found(path: &Path) -> object_store::Error {
+pub(super) fn not_found(path: &Path) -> object_store::Error {
     object_store::Error::NotFound {
         path: path.to_string(),
         source: "deleted".into(),
@@ -94,11 +94,50 @@ fn not_found_because(path: &Path, err: std::io::Error) -> object_store::Error {
     }
 }
 
-fn range_error(source: impl std::error::Error + Send + Sync + 'static) -> object_store::Error {
-    object_store::Error::Generic {
-        store: "anda journal",
-        source: Box::new(source),
+/// The bytes of an object of `size` that `options` asks for.
+pub(super) fn byte_range(options: &GetOptions, size: u64) -> Result<Range<u64>> {
+    match &options.range {
+        Some(range) => range
+            .as_range(size)
+            .map_err(|source| object_store::Error::Generic {
+                store: "anda journal",
+                source: Box::new(source),
+            }),
+        None => Ok(0..size),
     }
+}
+
+/// A read answered from memory.
+pub(super) fn answer(meta: ObjectMeta, range: Range<u64>, data: Bytes) -> GetResult {
+    GetResult {
+        payload: GetResultPayload::Stream(futures::stream::once(async move { Ok(data) }).boxed()),
+        meta,
+        range,
+        attributes: Default::default(),
+        extensions: Default::default(),
+    }
+}
+
+/// The two object stores of a directory store (the journal, and what is
+/// held above MetaStore) take each put whole, in memory.
+#[async_trait]
+pub(super) trait TakesWholePuts: ObjectStore + Clone {
+    async fn put_whole(&self, path: &Path, data: Bytes, mode: &PutMode) -> Result<PutResult>;
+}
+
+/// A copy: the object read, then put whole.
+pub(super) async fn copy<S: TakesWholePuts>(
+    store: &S,
+    from: &Path,
+    to: &Path,
+    options: CopyOptions,
+) -> Result<()> {
+    let data = store.get(from).await?.bytes().await?;
+    let mode = match options.mode {
+        CopyMode::Overwrite => PutMode::Overwrite,
+        CopyMode::Create => PutMode::Create,
+    };
+    store.put_whole(to, data, &mode).await.map(drop)
 }
 
 /// What is known of the object at a path without asking the disk.
@@ -144,10 +183,7 @@ impl JournalStore {
             Known::AskTheDirectory => (DirectoryFile::of(self, path)?.meta(path)?, None),
         };
         options.check_preconditions(&meta)?;
-        let range = match &options.range {
-            Some(range) => range.as_range(meta.size).map_err(range_error)?,
-            None => 0..meta.size,
-        };
+        let range = byte_range(options, meta.size)?;
         let from_directory = stored.is_none();
         let data = match stored {
             _ if options.head => Bytes::new(),
@@ -251,6 +287,13 @@ impl JournalStore {
 }
 
 #[async_trait]
+impl TakesWholePuts for JournalStore {
+    async fn put_whole(&self, path: &Path, data: Bytes, mode: &PutMode) -> Result<PutResult> {
+        self.put_bytes(path, data, mode)
+    }
+}
+
+#[async_trait]
 impl ObjectStore for JournalStore {
     async fn put_opts(
         &self,
@@ -266,24 +309,12 @@ impl ObjectStore for JournalStore {
         path: &Path,
         _opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
-        Ok(Box::new(Upload {
-            store: self.clone(),
-            path: path.clone(),
-            parts: Vec::new(),
-        }))
+        Ok(Upload::to(self, path))
     }
 
     async fn get_opts(&self, path: &Path, options: GetOptions) -> Result<GetResult> {
         let (meta, range, data) = self.read(path, &options)?;
-        Ok(GetResult {
-            payload: GetResultPayload::Stream(
-                futures::stream::once(async move { Ok(data) }).boxed(),
-            ),
-            meta,
-            range,
-            attributes: Default::default(),
-            extensions: Default::default(),
-        })
+        Ok(answer(meta, range, data))
     }
 
     async fn get_ranges(&self, path: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
@@ -362,34 +393,40 @@ impl ObjectStore for JournalStore {
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        let data = self.get(from).await?.bytes().await?;
-        let mode = match options.mode {
-            CopyMode::Overwrite => PutMode::Overwrite,
-            CopyMode::Create => PutMode::Create,
-        };
-        self.put_bytes(to, data, &mode).map(drop)
+        copy(self, from, to, options).await
     }
 }
 
 /// A multipart upload, gathered in memory and taken as one put.
 #[derive(Debug)]
-struct Upload {
-    store: JournalStore,
+pub(super) struct Upload<S> {
+    store: S,
     path: Path,
     parts: Vec<Bytes>,
 }
 
+impl<S: TakesWholePuts> Upload<S> {
+    pub(super) fn to(store: &S, path: &Path) -> Box<dyn MultipartUpload> {
+        Box::new(Self {
+            store: store.clone(),
+            path: path.clone(),
+            parts: Vec::new(),
+        })
+    }
+}
+
 #[async_trait]
-impl MultipartUpload for Upload {
+impl<S: TakesWholePuts> MultipartUpload for Upload<S> {
     fn put_part(&mut self, data: PutPayload) -> UploadPart {
         self.parts.push(data.into());
         futures::future::ready(Ok(())).boxed()
     }
 
     async fn complete(&mut self) -> Result<PutResult> {
-        let data: Vec<u8> = self.parts.concat();
+        let data = Bytes::from(self.parts.concat());
         self.store
-            .put_bytes(&self.path, Bytes::from(data), &PutMode::Overwrite)
+            .put_whole(&self.path, data, &PutMode::Overwrite)
+            .await
     }
 
     async fn abort(&mut self) -> Result<()> {

@@ -495,3 +495,33 @@ fn a_prepared_journal_that_holds_nothing_is_no_unreplayed_journal() {
         journal.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_checkpoint_waits_for_a_pass_to_end_before_it_takes_the_batch() {
+    let scratch = Scratch::new("passing");
+    runtime().block_on(async {
+        let (journal, store) = open(&scratch.0).await;
+        // A pass in progress: its first writes taken, the rest to come.
+        let passing = journal.passing.lock().await;
+        store
+            .put(&Path::from("meta/a"), "half".into())
+            .await
+            .unwrap();
+        let checkpoint = tokio::spawn({
+            let journal = journal.clone();
+            async move { journal.checkpoint().await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!checkpoint.is_finished());
+        assert!(!scratch.0.join(FILE_NAME).exists());
+        assert!(!scratch.0.join("meta/a").exists());
+        store
+            .put(&Path::from("meta/b"), "whole".into())
+            .await
+            .unwrap();
+        drop(passing);
+        checkpoint.await.unwrap().unwrap();
+        assert!(scratch.0.join("meta/a").exists());
+        assert!(scratch.0.join("meta/b").exists());
+    });
+}
