@@ -52,14 +52,17 @@ def test_crash_cycles_lose_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_power_cuts_lose_nothing_acknowledged(tmp_path: Path) -> None:
+@pytest.mark.parametrize("threads", [1, 4])
+def test_power_cuts_lose_nothing_acknowledged(tmp_path: Path, threads: int) -> None:
     out = tmp_path / "powercut.json"
     argv = [sys.executable, str(TOOLS / "powercut.py"), "--states", "12", "--calls", "16"]
     argv += ["--seed", "5", "--dir", str(tmp_path / "work"), "--out", str(out)]
+    argv += ["--threads", str(threads)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=280, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     figures = json.loads(out.read_text())
     assert figures["states"] == 12
+    assert figures["threads"] == threads
     assert figures["failures"] == 0, figures
     assert figures["acknowledged_writes_checked"] > 0, figures
     # The record holds what a power cut decides on.

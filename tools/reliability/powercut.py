@@ -7,7 +7,9 @@ to a directory store (each journal append and sync, each file a checkpoint
 writes, renames, removals, directory syncs, ``syncfs``; anda writes them to
 ``$ANDA_POWERCUT_TRACE``, see ``tools/anda_embedded/src/journal/disk.rs``) and
 every acknowledgement, while a writer process runs a plan of calls: single
-upserts, two-person MUTATE transactions, flushes (checkpoints) and a close.
+upserts, two-person MUTATE transactions, flushes (checkpoints) and a close,
+one after another or (``--threads``) from several threads at once, whose
+calls share syncs and pass their writes into the journal while others commit.
 
 Then, for many points of the record, it builds a disk a power cut at that
 point could leave: every change a later sync made durable is there; of the
@@ -19,6 +21,7 @@ acknowledged write, nothing never written, every MUTATE whole or absent, and
 ``verify()`` sound.
 
     python tools/reliability/powercut.py --states 300 --seed 1
+    python tools/reliability/powercut.py --states 300 --threads 4
 
 Prints a summary line, writes the figures as JSON (``--out``) and exits 1 on
 any failure (the failing disk is kept under ``--dir`` for inspection).
@@ -27,6 +30,7 @@ any failure (the failing disk is kept under ``--dir`` for inspection).
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import random
@@ -89,24 +93,98 @@ for step in plan[1:]:
 """
 
 
-def record(store: Path, plan: list[dict[str, Any]], work: Path) -> list[dict[str, Any]]:
+# The same plan from several threads: each takes every n-th call and notes,
+# around each, how long the record was (anda appends to it as it changes the
+# disk). A call is acknowledged at any point of the record past its end, and
+# may have left writes at any point past its start.
+THREADED_WRITER = """
+import anda, json, os, sys, threading
+plan = json.load(open(sys.argv[2]))
+threads, record = int(sys.argv[5]), os.environ["ANDA_POWERCUT_TRACE"]
+spans = [None] * len(plan)
+nexus = anda.Nexus(sys.argv[1])
+spans[0] = (0, os.path.getsize(record))
+
+def call(index):
+    step = plan[index]
+    started = os.path.getsize(record)
+    if step["call"] == "flush":
+        nexus.flush()
+    elif step["call"] == "close":
+        nexus.close()
+    elif step["call"] == "upsert":
+        [(key, name)] = step["people"].items()
+        nexus.execute_kip(sys.argv[3], {"key": key, "name": name})
+    else:
+        (a, an), (b, bn) = step["people"].items()
+        nexus.execute_kip(sys.argv[4], {"a": a, "an": an, "b": b, "bn": bn})
+    spans[index] = (started, os.path.getsize(record))
+
+def run(first):
+    for index in range(first, len(plan) - 1, threads):
+        call(index)
+
+workers = [threading.Thread(target=run, args=(1 + t,)) for t in range(threads)]
+for worker in workers:
+    worker.start()
+for worker in workers:
+    worker.join()
+call(len(plan) - 1)
+json.dump(spans, open(sys.argv[6], "w"))
+"""
+
+
+@dataclass
+class Record:
+    """A run's changes, and for each call of the plan the first op it may
+    have changed the disk with and the op from which it is acknowledged."""
+
+    ops: list[dict[str, Any]]
+    started_at: list[int]
+    acknowledged_at: list[int]
+
+    def calls_before(self, cut: int) -> tuple[set[int], set[int]]:
+        """The calls acknowledged, and the calls started, before ``ops[cut]``."""
+        acknowledged = {i for i, at in enumerate(self.acknowledged_at) if at <= cut}
+        started = {i for i, at in enumerate(self.started_at) if at < cut}
+        return acknowledged, started
+
+
+def record(store: Path, plan: list[dict[str, Any]], work: Path, threads: int) -> Record:
     """Runs the plan on a new store; returns the record of its changes."""
-    trace, plan_file = work / "trace.jsonl", work / "plan.json"
+    trace, plan_file, spans_file = work / "trace.jsonl", work / "plan.json", work / "spans.json"
     trace.unlink(missing_ok=True)
     plan_file.write_text(json.dumps(plan))
     env = {**os.environ, "ANDA_POWERCUT_TRACE": str(trace)}
     argv = [sys.executable, "-c", WRITER, str(store), str(plan_file), UPSERT, MUTATE]
+    if threads > 1:
+        argv[2] = THREADED_WRITER
+        argv += [str(threads), str(spans_file)]
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"the writer failed: {proc.stderr[-2000:]}")
-    ops = [json.loads(line) for line in trace.read_text().splitlines()]
+    lines = trace.read_bytes().splitlines(keepends=True)
+    ops = [json.loads(line) for line in lines]
     for op in ops:
         if op["op"] == "write":
             op["data"] = bytes.fromhex(op["data"])
-    acks = sum(op["op"] == "ack" for op in ops)
-    if acks != len(plan):
-        raise SystemExit(f"{acks} acknowledgements recorded for {len(plan)} calls")
-    return ops
+    acks = [i for i, op in enumerate(ops) if op["op"] == "ack"]
+    if len(acks) != len(plan):
+        raise SystemExit(f"{len(acks)} acknowledgements recorded for {len(plan)} calls")
+    if threads == 1:
+        # One call at a time: the n-th acknowledgement ends the n-th call,
+        # which is in flight from the one before.
+        return Record(ops, [0, *acks[:-1]], [ack + 1 for ack in acks])
+    # Byte offsets in the record, turned into op positions.
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+    spans = json.loads(spans_file.read_text())
+    return Record(
+        ops,
+        [bisect.bisect_right(starts, start) - 1 for start, _ in spans],
+        [bisect.bisect_left(starts, done) for _, done in spans],
+    )
 
 
 # -- the disk a power cut leaves -----------------------------------------------
@@ -236,18 +314,21 @@ def check(root: Path) -> dict[str, Any]:
     return result
 
 
-def judge(plan: list[dict[str, Any]], acknowledged: int, found: dict[str, Any]) -> list[str]:
-    """What is wrong with a reopened disk, given the first ``acknowledged`` calls."""
+def judge(
+    plan: list[dict[str, Any]], acknowledged: set[int], started: set[int], found: dict[str, Any]
+) -> list[str]:
+    """What is wrong with a reopened disk, given the calls acknowledged and
+    the calls started (those in flight may have happened or not)."""
     if not found["opened"]:
         return [f"did not open: {found['error']}"]
     problems = [f"verify: {problem}" for problem in found["verify"]]
     people: dict[str, str] = found["people"]
     may_hold: dict[str, str] = {}
-    for index, step in enumerate(plan[: acknowledged + 1]):
-        written = step.get("people", {})
+    for index in sorted(started | acknowledged):
+        written = plan[index].get("people", {})
         may_hold.update(written)
-        if index >= acknowledged:
-            continue  # the call in flight may have happened or not
+        if index not in acknowledged:
+            continue
         for key, name in written.items():
             if people.get(key) != name:
                 problems.append(f"lost: call {index} wrote {key}, reads {people.get(key)!r}")
@@ -292,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, help="keep the work here (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=Path("bench-results/powercut.json"))
     parser.add_argument("--jobs", type=int, default=2, help="disks checked at once")
+    parser.add_argument("--threads", type=int, default=1, help="threads running the plan")
     args = parser.parse_args(argv)
 
     rng = random.Random(args.seed)
@@ -299,8 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     plan = make_plan(args.calls, rng)
-    ops = record(work / "store", plan, work)
-    ack_positions = [i for i, op in enumerate(ops) if op["op"] == "ack"]
+    recorded = record(work / "store", plan, work, max(1, args.threads))
+    ops = recorded.ops
     cuts = choose_cuts(ops, args.states, rng)
     seeds = [rng.randrange(2**32) for _ in cuts]
 
@@ -310,11 +392,16 @@ def main(argv: list[str] | None = None) -> int:
         root = work / f"disk-{index}"
         shutil.rmtree(root, ignore_errors=True)
         disk.write_to(root)
-        acknowledged = sum(position < cut for position in ack_positions)
-        problems = judge(plan, acknowledged, check(root))
+        acknowledged, started = recorded.calls_before(cut)
+        problems = judge(plan, acknowledged, started, check(root))
         if not problems:
             shutil.rmtree(root)
-        return {"cut": cut, "kind": kind, "acknowledged": acknowledged, "problems": problems}
+        return {
+            "cut": cut,
+            "kind": kind,
+            "acknowledged": sorted(acknowledged),
+            "problems": problems,
+        }
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         outcomes = list(pool.map(one, range(len(cuts))))
@@ -326,10 +413,11 @@ def main(argv: list[str] | None = None) -> int:
         "recorded_changes": len(ops) - kinds["ack"],
         "changes_by_kind": dict(sorted(kinds.items())),
         "states_by_kind": dict(Counter(outcome["kind"] for outcome in outcomes)),
+        "threads": max(1, args.threads),
         "acknowledged_writes_checked": sum(
-            len(step.get("people", {}))
+            len(plan[index].get("people", {}))
             for outcome in outcomes
-            for step in plan[: outcome["acknowledged"]]
+            for index in outcome["acknowledged"]
         ),
         "failures": len(failures),
         "first_failures": failures[:5],
@@ -340,7 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(figures, indent=2))
     print(
         f"powercut: {figures['states']} disks from {figures['recorded_changes']} recorded changes "
-        f"of {figures['calls']} calls; {figures['acknowledged_writes_checked']} acknowledged "
+        f"of {figures['calls']} calls"
+        + (f" from {figures['threads']} threads" if figures["threads"] > 1 else "")
+        + f"; {figures['acknowledged_writes_checked']} acknowledged "
         f"writes checked; {figures['failures']} failures ({figures['seconds']} s)"
     )
     for failure in failures[:5]:

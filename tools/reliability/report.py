@@ -3,7 +3,8 @@
     python tools/reliability/report.py           # small budgets (minutes)
     python tools/reliability/report.py --full    # each harness's full budget (hours)
 
-Runs crash cycles (crash.py), power cuts (powercut.py), injected storage
+Runs crash cycles (crash.py), power cuts (powercut.py; again with four
+threads writing), injected storage
 faults (faults.py), damaged stores (corrupt.py), fuzzing (tools/fuzz, needs
 atheris) and stress
 (stress.py), each in its own process writing JSON under bench-results/, then
@@ -39,6 +40,12 @@ HARNESSES: dict[str, tuple[str, list[str], list[str], list[str]]] = {
         ["--states", "2000", "--calls", "80"],
         ["--out", str(RESULTS / "powercut.json")],
     ),
+    "powercut-threads": (
+        "tools/reliability/powercut.py",
+        ["--states", "40", "--threads", "4"],
+        ["--states", "1000", "--calls", "80", "--threads", "4"],
+        ["--out", str(RESULTS / "powercut-threads.json")],
+    ),
     "faults": (
         "tools/reliability/faults.py",
         ["--schedules", "25"],
@@ -66,10 +73,11 @@ HARNESSES: dict[str, tuple[str, list[str], list[str], list[str]]] = {
 }
 
 
-def summary(name: str, stdout: str) -> str:
-    """The harness's own summary line (``name: ...``); stress prints one row
-    per part instead, summed up as each part's verdict."""
+def summary(script: str, stdout: str) -> str:
+    """The harness's own summary line (``powercut: ...`` from powercut.py);
+    stress prints one row per part instead, summed up as each part's verdict."""
     lines = [line for line in stdout.splitlines() if line.strip()]
+    name = Path(script).stem
     if name == "stress":
         parts = (re.match(r"(.+?)\s{2,}(ok|FAIL)\b", line) for line in lines)
         return ", ".join(f"{part[1]} {part[2]}" for part in parts if part)
@@ -96,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 "harness": name,
                 "held": held,
                 "seconds": round(seconds),
-                "summary": summary(name, proc.stdout),
+                "summary": summary(script, proc.stdout),
             }
         )
         print(
