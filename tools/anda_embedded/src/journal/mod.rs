@@ -408,16 +408,31 @@ impl Journal {
         synced
     }
 
+    /// Acknowledges a call at once if every operation taken is durable
+    /// already (`false`: one is not, and the call must sync); needs no
+    /// [`Self::passing`], as it takes no batch.
+    pub(crate) fn acknowledge_if_durable(&self) -> Result<bool, StoreError> {
+        let target = self.taken_so_far()?;
+        if self.durable.load(Ordering::Acquire) < target {
+            return Ok(false);
+        }
+        self.disk.acknowledged();
+        Ok(true)
+    }
+
+    /// The number of the last operation taken; an error once a sync failed.
+    fn taken_so_far(&self) -> Result<u64, StoreError> {
+        let state = self.lock();
+        match &state.failed {
+            Some(why) => Err(StoreError::OutcomeUnknown(format!(
+                "{why}; the store takes no more calls until it is reopened"
+            ))),
+            None => Ok(state.taken),
+        }
+    }
+
     async fn sync_taken(&self) -> Result<(), StoreError> {
-        let target = {
-            let state = self.lock();
-            if let Some(why) = &state.failed {
-                return Err(StoreError::OutcomeUnknown(format!(
-                    "{why}; the store takes no more calls until it is reopened"
-                )));
-            }
-            state.taken
-        };
+        let target = self.taken_so_far()?;
         if self.durable.load(Ordering::Acquire) >= target {
             return Ok(());
         }

@@ -312,6 +312,15 @@ impl Staged {
     /// Makes every write taken so far durable: the acknowledgement point of
     /// a call (see [`Journal::sync`]).
     pub(crate) async fn sync(&self) -> Result<(), StoreError> {
+        // A call that finds nothing held and nothing to sync (a read, most
+        // often) waits for no pass that another call has under way.
+        let nothing_held = {
+            let state = self.lock();
+            state.passed == state.taken
+        };
+        if nothing_held && self.0.journal.acknowledge_if_durable()? {
+            return Ok(());
+        }
         // Held through the journal's sync: its batch then ends with this
         // pass, whole (the state a pass leaves is the one every write taken
         // before it left; half of it may be no state AndaDB ever wrote).
