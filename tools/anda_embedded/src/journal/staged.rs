@@ -4,7 +4,7 @@
 //! cached and written, the generation it replaces deleted) costs several
 //! microseconds, some seventy times a commit, and AndaDB runs its commit
 //! while it holds the engine's write lock: with several threads writing, the
-//! layout alone made a directory store's commits a sixth longer than
+//! layout alone made a directory store's commits about a fifth longer than
 //! memory's. Here a commit's writes are only held; they pass through
 //! MetaStore into the journal at the acknowledgement ([`Staged::sync`]),
 //! after the engine has let its lock go, beside the next commit. An object
