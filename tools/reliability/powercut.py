@@ -75,29 +75,12 @@ def make_plan(calls: int, rng: random.Random) -> list[dict[str, Any]]:
     return plan
 
 
-WRITER = """
-import anda, json, sys
-plan = json.load(open(sys.argv[2]))
-nexus = anda.Nexus(sys.argv[1])
-for step in plan[1:]:
-    if step["call"] == "flush":
-        nexus.flush()
-    elif step["call"] == "close":
-        nexus.close()
-    elif step["call"] == "upsert":
-        [(key, name)] = step["people"].items()
-        nexus.execute_kip(sys.argv[3], {"key": key, "name": name})
-    else:
-        (a, an), (b, bn) = step["people"].items()
-        nexus.execute_kip(sys.argv[4], {"a": a, "an": an, "b": b, "bn": bn})
-"""
-
-
-# The same plan from several threads: each takes every n-th call and notes,
+# The plan, from one thread or several: each takes every n-th call and notes,
 # around each, how long the record was (anda appends to it as it changes the
-# disk). A call is acknowledged at any point of the record past its end, and
-# may have left writes at any point past its start.
-THREADED_WRITER = """
+# disk). With several, a call is acknowledged at any point of the record past
+# its end, and may have left writes at any point past its start; with one,
+# the calls run in the plan's order and its acknowledgements say as much.
+WRITER = """
 import anda, json, os, sys, threading
 plan = json.load(open(sys.argv[2]))
 threads, record = int(sys.argv[5]), os.environ["ANDA_POWERCUT_TRACE"]
@@ -157,9 +140,7 @@ def record(store: Path, plan: list[dict[str, Any]], work: Path, threads: int) ->
     plan_file.write_text(json.dumps(plan))
     env = {**os.environ, "ANDA_POWERCUT_TRACE": str(trace)}
     argv = [sys.executable, "-c", WRITER, str(store), str(plan_file), UPSERT, MUTATE]
-    if threads > 1:
-        argv[2] = THREADED_WRITER
-        argv += [str(threads), str(spans_file)]
+    argv += [str(threads), str(spans_file)]
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"the writer failed: {proc.stderr[-2000:]}")
