@@ -27,9 +27,9 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt, stream::BoxStream};
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
-    UpdateVersion, path::Path,
+    CopyOptions, GetOptions, GetRange, GetResult, ListResult, MultipartUpload, ObjectMeta,
+    ObjectStore, ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    Result, UpdateVersion, path::Path,
 };
 use std::{
     collections::HashMap,
@@ -498,13 +498,9 @@ impl ObjectStore for Staged {
             Some(Object::Held { data, .. }) => ranges
                 .iter()
                 .map(|range| {
-                    let size = data.len() as u64;
-                    if range.start > range.end || range.end > size {
-                        return Err(object_store::Error::Generic {
-                            store: "anda journal",
-                            source: format!("range {range:?} is outside {size} bytes").into(),
-                        });
-                    }
+                    let asked =
+                        GetOptions::new().with_range(Some(GetRange::Bounded(range.clone())));
+                    let range = store::byte_range(&asked, data.len() as u64)?;
                     Ok(data.slice(range.start as usize..range.end as usize))
                 })
                 .collect(),
